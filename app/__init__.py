@@ -1,0 +1,1 @@
+"""Latentdesk desktop application (PySide6)."""

@@ -1,0 +1,51 @@
+"""Latentdesk's latent-diffusion engine: Stable Diffusion 1.x in plain PyTorch.
+
+The public API is what this module exports. Importing it is cheap: torch is imported only when
+an ``Engine`` is created, so the GUI can start before the heavy stack is loaded.
+"""
+
+from engine.api import (
+    SAMPLERS,
+    SCHEDULES,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+    StepEvent,
+)
+from engine.errors import (
+    Cancelled,
+    CheckpointError,
+    EngineError,
+    ImageError,
+    InvalidRequestError,
+    NoModelError,
+    OutOfMemoryError,
+)
+
+__all__ = [
+    "SAMPLERS",
+    "SCHEDULES",
+    "Cancelled",
+    "CheckpointError",
+    "Engine",
+    "EngineError",
+    "GeneratedImage",
+    "GenerationRequest",
+    "GenerationResult",
+    "ImageError",
+    "InvalidRequestError",
+    "ModelInfo",
+    "NoModelError",
+    "OutOfMemoryError",
+    "StepEvent",
+]
+
+
+def __getattr__(name: str):
+    # Engine pulls in torch; load it on first use, not at import.
+    if name == "Engine":
+        from engine.session import Engine
+
+        return Engine
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -1,0 +1,85 @@
+"""The types that cross between the app (or CLI) and the engine.
+
+Only plain Python values and numpy arrays cross: no tensors, no Qt objects.
+Images are RGB ``uint8`` numpy arrays of shape (H, W, 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLERS = ("euler", "euler_a", "heun", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "plms")
+SCHEDULES = ("normal", "karras")
+
+# Limits checked before any work starts (see engine.validate).
+MIN_SIZE, MAX_SIZE = 64, 2048
+MAX_STEPS = 150
+MAX_BATCH_SIZE = 16
+MAX_BATCH_COUNT = 1000
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything one generation needs. txt2img when ``init_image`` is None, else img2img."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 25
+    guidance_scale: float = 7.0
+    seed: int | None = None  # None: a random seed, reported back in the result
+    sampler: str = "dpmpp_2m"
+    schedule: str = "karras"
+    batch_size: int = 1  # images per UNet batch (--n_samples)
+    batch_count: int = 1  # batches run one after another (--n_iter)
+    init_image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    strength: float = 0.75  # img2img only: 0 keeps the init image, 1 ignores it
+    eta: float = 0.0  # DDIM only
+    clip_skip: int = 1  # 1 = last layer; 2 = penultimate, as A1111
+    preview_every: int = 1  # cheap latent->RGB preview every N steps; 0 = none
+    preview_decode_every: int = 0  # full VAE decode preview every N steps; 0 = never
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one job: sent once per sampler step through ``on_step``."""
+
+    job_id: int
+    step: int  # 1-based, counts steps of the current batch
+    total: int  # steps of the current batch
+    elapsed: float  # seconds since the job started
+    batch_index: int  # which of ``batch_count`` batches is running (0-based)
+    batch_count: int
+    preview: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: np.ndarray = field(compare=False, repr=False)  # (H, W, 3) uint8
+    seed: int
+    parameters: str  # the A1111 ``parameters`` text for this image
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    job_id: int
+    request: GenerationRequest
+    images: tuple[GeneratedImage, ...]
+    timings: dict[str, float]  # seconds: encode, sample, decode, total
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the app's status bar and the metadata need to know about the loaded model."""
+
+    name: str  # file stem, e.g. "v1-5-pruned-emaonly"
+    path: str
+    family: str  # "sd1"
+    inpainting: bool  # 9-channel UNet input
+    device: str  # "cpu", "cuda:0", "mps"
+    dtype: str  # "float16", "bfloat16", "float32"
+    load_seconds: float

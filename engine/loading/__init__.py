@@ -1,0 +1,1 @@
+"""Reading checkpoints (safetensors, ckpt, diffusers folders) and building models from them."""

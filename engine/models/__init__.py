@@ -1,0 +1,1 @@
+"""The networks: UNet, VAE (AutoencoderKL); attribute names mirror the CompVis checkpoint keys."""

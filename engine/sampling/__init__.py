@@ -1,0 +1,1 @@
+"""Noise schedules, the denoiser wrapper and the samplers, as pure functions."""

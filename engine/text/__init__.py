@@ -1,0 +1,1 @@
+"""The CLIP tokenizer and text encoder."""
