@@ -39,6 +39,7 @@ __all__ = [
     "NoModelError",
     "OutOfMemoryError",
     "StepEvent",
+    "token_counts",
 ]
 
 
@@ -48,4 +49,9 @@ def __getattr__(name: str):
         from engine.session import Engine
 
         return Engine
+    if name == "token_counts":
+        # Tokens per 75-token chunk, for the GUI's counter. Pure Python: no torch.
+        from engine.text.tokenizer import chunk_counts
+
+        return chunk_counts
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
