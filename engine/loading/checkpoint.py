@@ -1,0 +1,187 @@
+"""Reading single-file checkpoints (.safetensors, .ckpt) into a flat state dict.
+
+The format is decided by the file's first bytes, not its name: users rename files. Nothing here
+ever unpickles arbitrary objects: `.ckpt` files go through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from engine.errors import (
+    CorruptCheckpointError,
+    NotACheckpointError,
+    UnsafeCheckpointError,
+)
+
+# Keys a loader never needs: EMA copies, schedule buffers (we compute the schedule), CLIP's
+# position ids (rebuilt by the text encoder).
+IGNORED_PREFIXES = ("model_ema.",)
+IGNORED_NAMES = {
+    "betas",
+    "alphas_cumprod",
+    "alphas_cumprod_prev",
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
+    "model.logvar",
+    "logvar",
+}
+
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # real headers are < 1 MB
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def sniff_format(path: Path) -> str:
+    """Return "safetensors", "torch-zip" or "pickle"; raise if the file is none of them."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head.startswith(ZIP_MAGIC):
+        return "torch-zip"
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:  # pickle protocol 2..5
+        return "pickle"
+    if len(head) >= 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if 2 <= header_len <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{":
+            return "safetensors"
+    raise NotACheckpointError(
+        f"{path.name} is not a model checkpoint (neither safetensors nor a PyTorch .ckpt). "
+        "Choose a Stable Diffusion 1.x .safetensors or .ckpt file, or a diffusers folder."
+    )
+
+
+def is_ignored(key: str) -> bool:
+    return key.startswith(IGNORED_PREFIXES) or key in IGNORED_NAMES or key.endswith("position_ids")
+
+
+def read_safetensors_header(path: Path) -> dict[str, dict]:
+    """Parse and sanity-check the JSON header without touching tensor data."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if 8 + header_len > size:
+            raise _truncated(path)
+        try:
+            header = json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CorruptCheckpointError(
+                f"{path.name} has a damaged safetensors header ({e}). Download the file again."
+            ) from None
+    if not isinstance(header, dict):
+        raise _corrupt(path, "its header is not a table of tensors")
+    header.pop("__metadata__", None)
+    data_len = size - 8 - header_len
+    for key, info in header.items():
+        _check_entry(path, key, info, data_len)
+    return header
+
+
+def _check_entry(path: Path, key: str, info: object, data_len: int) -> None:
+    """Shapes and offsets must be sane and inside the file: a hostile header can't make us
+    allocate terabytes or read past the end."""
+    if not isinstance(info, dict) or "shape" not in info or "data_offsets" not in info:
+        raise _corrupt(path, f"the entry for {key!r} is malformed")
+    shape, offsets = info["shape"], info["data_offsets"]
+    ok = (
+        isinstance(shape, list)
+        and all(isinstance(d, int) and 0 <= d < 2**31 for d in shape)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    )
+    if not ok:
+        raise _corrupt(path, f"the entry for {key!r} has an impossible shape or offset")
+    if offsets[1] > data_len:
+        raise _truncated(path)
+
+
+def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a safetensors file, read from the header alone."""
+    return {k: tuple(v["shape"]) for k, v in read_safetensors_header(path).items()}
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    read_safetensors_header(path)
+    try:
+        # Memory-mapped: tensors page in from the file as they are used, not copied up front.
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _corrupt(path, str(e)) from None
+
+
+def load_pickle_checkpoint(path: Path) -> Mapping[str, object]:
+    try:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"{path.name} is a pickle that asks to run code or build objects that are not plain "
+            "tensors, so it was not loaded (nothing in it was executed). Use a .safetensors "
+            f"version of this model. Details: {_first_line(e)}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise _corrupt(path, _first_line(e)) from None
+    if not isinstance(obj, Mapping):
+        raise NotACheckpointError(
+            f"{path.name} holds a {type(obj).__name__}, not a table of weights. "
+            "Choose a Stable Diffusion 1.x checkpoint."
+        )
+    return obj
+
+
+def unwrap_state_dict(obj: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """`.ckpt` files wrap the weights in "state_dict" (Lightning) and carry other entries."""
+    inner = obj.get("state_dict")
+    if isinstance(inner, Mapping):
+        obj = inner
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def load_single_file(path: Path) -> dict[str, torch.Tensor]:
+    """Read a .safetensors or .ckpt file into a flat state dict, without ignored keys."""
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        sd = load_safetensors(path)
+    else:
+        sd = unwrap_state_dict(load_pickle_checkpoint(path))
+    return {k: v for k, v in sd.items() if not is_ignored(k)}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def _corrupt(path: Path, why: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"{path.name} is damaged and cannot be read ({why}). Download it again; if it came from "
+        "a converter, convert it again."
+    )
+
+
+def _truncated(path: Path) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"{path.name} is incomplete: the file ends before its last tensor. The download was "
+        "probably interrupted: download it again."
+    )

@@ -1,0 +1,89 @@
+"""Checks on a GenerationRequest, done before any work starts, with messages a person can act on."""
+
+from __future__ import annotations
+
+import math
+
+from engine.api import (
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    SAMPLERS,
+    SCHEDULES,
+    GenerationRequest,
+)
+from engine.errors import InvalidRequestError
+
+
+def validate_request(req: GenerationRequest) -> None:
+    for name, value in (("Width", req.width), ("Height", req.height)):
+        validate_side(name, value)
+    _check_int("Steps", req.steps, 1, MAX_STEPS)
+    _check_int("Batch size", req.batch_size, 1, MAX_BATCH_SIZE)
+    _check_int("Batch count", req.batch_count, 1, MAX_BATCH_COUNT)
+    if req.seed is not None:
+        _check_int("Seed", req.seed, 0, MAX_SEED)
+    _check_float("Guidance scale", req.guidance_scale, 0.0, 50.0)
+    _check_float("Strength", req.strength, 0.0, 1.0)
+    _check_float("Eta", req.eta, 0.0, 1.0)
+    _check_int("Clip skip", req.clip_skip, 1, 12)
+    _check_int("Preview interval", req.preview_every, 0, MAX_STEPS)
+    _check_int("Preview decode interval", req.preview_decode_every, 0, MAX_STEPS)
+    if req.sampler not in SAMPLERS:
+        raise InvalidRequestError(
+            f"Unknown sampler {req.sampler!r}: choose one of {', '.join(SAMPLERS)}."
+        )
+    if req.schedule not in SCHEDULES:
+        raise InvalidRequestError(
+            f"Unknown schedule {req.schedule!r}: choose one of {', '.join(SCHEDULES)}."
+        )
+    if not isinstance(req.prompt, str) or not isinstance(req.negative_prompt, str):
+        raise InvalidRequestError("The prompt and negative prompt must be text.")
+    if req.init_image is not None:
+        _check_init_image(req.init_image)
+
+
+def validate_side(name: str, value: object) -> None:
+    """Sizes are multiples of 8 (the autoencoder's factor) from 64 to 2048. Other values are
+    refused, naming the nearest valid sizes, rather than silently changed."""
+    _check_int(name, value, MIN_SIZE, MAX_SIZE)
+    assert isinstance(value, int)
+    if value % 8:
+        low, high = value // 8 * 8, value // 8 * 8 + 8
+        raise InvalidRequestError(
+            f"{name} {value} is not a multiple of 8: use {low} or {high}."
+        )
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be a whole number, not {value!r}.")
+    if not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be between {low} and {high}, not {value}.")
+
+
+def _check_float(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidRequestError(f"{name} must be a number, not {value!r}.")
+    if not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be between {low:g} and {high:g}, not {value:g}.")
+
+
+def _check_init_image(image: object) -> None:
+    import numpy as np
+
+    ok = (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] in (3, 4)
+        and image.shape[0] >= 1
+        and image.shape[1] >= 1
+    )
+    if not ok:
+        raise InvalidRequestError(
+            "The init image must be an RGB picture (height x width x 3, 8 bits per channel)."
+        )
