@@ -1,0 +1,157 @@
+"""`latentdesk-cli txt2img|img2img`: the reference scripts' flags on our engine.
+
+Every error a user can cause prints one line and exits 1; Ctrl+C stops at the next step, writes
+no partial file and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.api import SAMPLERS, SCHEDULES, GenerationRequest
+from engine.errors import Cancelled, EngineError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentdesk-cli", description="Stable Diffusion 1.x from the command line."
+    )
+    sub = parser.add_subparsers(dest="mode", required=True)
+    for mode in ("txt2img", "img2img"):
+        p = sub.add_parser(mode, help=f"{mode} generation")
+        _add_common(p, mode)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
+    p.add_argument("--prompt", default="", help="what to draw")
+    p.add_argument("--negative-prompt", default="", help="what to avoid")
+    p.add_argument("--from-file", type=Path, help="one prompt per line; runs each in turn")
+    p.add_argument("--ckpt", required=True, type=Path, help=".safetensors, .ckpt or diffusers folder")
+    p.add_argument("--outdir", type=Path, default=Path(f"outputs/{mode}-samples"))
+    p.add_argument("--steps", "--ddim_steps", dest="steps", type=int, default=None,
+                   help="sampling steps (default 25; 50 with --plms/--sampler ddim)")
+    p.add_argument("--scale", type=float, default=7.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=None, help="random when omitted; printed")
+    p.add_argument("--H", type=int, default=512, help="height in pixels (multiple of 8)")
+    p.add_argument("--W", type=int, default=512, help="width in pixels (multiple of 8)")
+    p.add_argument("--n_samples", type=int, default=1, help="images per batch")
+    p.add_argument("--n_iter", type=int, default=1, help="batches")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="default dpmpp_2m")
+    p.add_argument("--plms", action="store_true", help="same as --sampler plms")
+    p.add_argument("--ddim_eta", "--eta", dest="eta", type=float, default=0.0)
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help="default karras")
+    p.add_argument("--clip-skip", type=int, default=1)
+    p.add_argument("--precision", default="auto",
+                   choices=("auto", "autocast", "full", "float16", "bfloat16", "float32"))
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    if mode == "img2img":
+        p.add_argument("--init-img", required=True, type=Path, help="the starting image")
+        p.add_argument("--strength", type=float, default=0.75, help="0 keeps it, 1 ignores it")
+
+
+def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationRequest]:
+    sampler = "plms" if args.plms else (args.sampler or "dpmpp_2m")
+    schedule = args.schedule or ("normal" if sampler in ("ddim", "plms") else "karras")
+    steps = args.steps if args.steps is not None else (50 if sampler in ("ddim", "plms") else 25)
+    prompts = _prompts(args)
+    return [
+        GenerationRequest(
+            prompt=prompt,
+            negative_prompt=args.negative_prompt,
+            width=args.W,
+            height=args.H,
+            steps=steps,
+            guidance_scale=args.scale,
+            seed=args.seed,
+            sampler=sampler,
+            schedule=schedule,
+            batch_size=args.n_samples,
+            batch_count=args.n_iter,
+            init_image=init_image,
+            strength=getattr(args, "strength", 0.75),
+            eta=args.eta,
+            clip_skip=args.clip_skip,
+            preview_every=0,
+        )
+        for prompt in prompts
+    ]
+
+
+def _prompts(args: argparse.Namespace) -> list[str]:
+    if args.from_file is None:
+        return [args.prompt]
+    try:
+        text = args.from_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise EngineError(f"Cannot read prompts from {args.from_file}: {e}") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise EngineError(f"{args.from_file} holds no prompts: write one prompt per line.")
+    return prompts
+
+
+def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
+    from engine.images import load_image
+    from engine.output import save_png
+    from engine.session import Engine
+
+    init_image = load_image(args.init_img) if args.mode == "img2img" else None
+    requests = requests_from_args(args, init_image)  # checks the prompt file before loading
+    engine = Engine(device=args.device, precision=args.precision)
+    info = engine.load_model(args.ckpt)
+    summary: dict = {"model": info.name, "device": info.device, "dtype": info.dtype,
+                     "timings": {"load": info.load_seconds}, "images": []}
+    for request in requests:
+        result = engine.generate(request, cancel=cancel)
+        for key, value in result.timings.items():
+            summary["timings"][key] = summary["timings"].get(key, 0.0) + value
+        for img in result.images:
+            path = save_png(args.outdir, img.image, img.parameters, stem=None)
+            summary["images"].append({"path": str(path), "seed": img.seed,
+                                      "prompt": request.prompt})
+            if not args.json:
+                print(f"{path}  (seed {img.seed})", flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if cancel.is_set():  # a second Ctrl+C: stop now
+            raise KeyboardInterrupt
+        cancel.set()
+        print("Stopping after the current step... (Ctrl+C again to quit now)", file=sys.stderr)
+
+    start = time.perf_counter()
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+        summary = run(args, cancel)
+    except (Cancelled, KeyboardInterrupt):
+        print("Cancelled: no partial image was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary["timings"]["wall"] = time.perf_counter() - start
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""From a checkpoint path to ready modules: read, detect, build on meta, assign the weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    MissingComponentError,
+    NotACheckpointError,
+)
+from engine.loading.checkpoint import load_single_file
+from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
+from engine.models.unet import UNetConfig, UNetModel
+from engine.models.vae import AutoencoderKL, VAEConfig
+from engine.text.encoder import TextEncoder
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+CLIP_PREFIX = "cond_stage_model.transformer."
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class ModelBundle:
+    """The three networks of an SD1.x checkpoint, on one device, ready to run."""
+
+    unet: UNetModel
+    vae: AutoencoderKL
+    text_encoder: TextEncoder
+    unet_config: UNetConfig
+    vae_config: VAEConfig
+    family: str
+    device: torch.device
+    dtype: torch.dtype  # UNet and text encoder
+    vae_dtype: torch.dtype  # may become float32 after a NaN decode in half precision
+
+    @property
+    def inpainting(self) -> bool:
+        return self.unet_config.in_channels == 9
+
+    @property
+    def latent_factor(self) -> int:
+        """Pixels per latent cell: 8 for every real SD model (smaller in tiny test models)."""
+        return 2 ** (len(self.vae_config.ch_mult) - 1)
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Any supported checkpoint (file or diffusers folder) as a flat original-layout state dict."""
+    if not path.exists():
+        raise NotACheckpointError(f"{path} does not exist. Check the path and try again.")
+    if path.is_dir():
+        from engine.loading.diffusers_folder import is_diffusers_folder, load_diffusers_folder
+
+        if not is_diffusers_folder(path):
+            raise NotACheckpointError(
+                f"The folder {path.name} is not a diffusers model (it has no model_index.json "
+                "or unet/ folder). Choose a .safetensors or .ckpt file, or a diffusers folder."
+            )
+        return load_diffusers_folder(path)
+    return load_single_file(path)
+
+
+def split_components(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    parts: dict[str, dict[str, torch.Tensor]] = {"unet": {}, "vae": {}, "clip": {}}
+    for key, tensor in sd.items():
+        for name, prefix in (("unet", UNET_PREFIX), ("vae", VAE_PREFIX), ("clip", CLIP_PREFIX)):
+            if key.startswith(prefix):
+                parts[name][key[len(prefix) :]] = tensor
+    missing = [name for name, part in parts.items() if not part]
+    if missing:
+        names = {"unet": "the UNet", "vae": "the VAE", "clip": "the text encoder"}
+        raise MissingComponentError(
+            "This checkpoint lacks " + " and ".join(names[m] for m in missing) + ". "
+            "Use a complete Stable Diffusion 1.x checkpoint (UNet, VAE and text encoder in one "
+            "file, such as v1-5-pruned-emaonly.safetensors)."
+        )
+    return parts
+
+
+def load_bundle(
+    path: Path, device: torch.device, dtype: torch.dtype, on_progress: Progress | None = None
+) -> ModelBundle:
+    report = on_progress or (lambda fraction, message: None)
+    report(0.0, f"Reading {path.name}")
+    sd = read_checkpoint(path)
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    family = detect_family(shapes)
+    parts = split_components(sd)
+    del sd
+    unet_cfg = unet_config_from_shapes(_shapes(parts["unet"]))
+    vae_cfg = vae_config_from_shapes(_shapes(parts["vae"]))
+    report(0.3, "Building the UNet")
+    unet = assign_weights(UNetModel, unet_cfg, parts.pop("unet"), device, dtype, "UNet")
+    report(0.7, "Building the VAE")
+    vae = assign_weights(AutoencoderKL, vae_cfg, parts.pop("vae"), device, dtype, "VAE")
+    report(0.85, "Building the text encoder")
+    text = _build_text_encoder(parts.pop("clip"), device, dtype)
+    report(1.0, "Ready")
+    return ModelBundle(unet, vae, text, unet_cfg, vae_cfg, family, device, dtype, dtype)
+
+
+def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def assign_weights(
+    factory: Callable[[object], nn.Module],
+    config: object,
+    sd: dict[str, torch.Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+    what: str,
+) -> nn.Module:
+    """Build on the meta device (no memory, no random init) and adopt the checkpoint's tensors.
+
+    Tensors already in the right dtype on the CPU are adopted as they are (memory-mapped from a
+    safetensors file), so a 2 GB model is never held twice.
+    """
+    with torch.device("meta"):
+        module = factory(config)
+    weights = {k: cast(v, device, dtype) for k, v in _adapt(module, sd).items()}
+    try:
+        module.load_state_dict(weights, strict=True, assign=True)
+    except RuntimeError as e:
+        raise CorruptCheckpointError(
+            f"The {what} weights in this checkpoint do not fit its own layout ({_short(e)}). "
+            "The file is damaged or was made by an incompatible converter."
+        ) from None
+    return module.eval().requires_grad_(False)
+
+
+def _adapt(module: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Some converters save 1x1 convolutions (the VAE's attention) as 2-D linear weights."""
+    expected = {k: v.shape for k, v in module.state_dict().items()}
+    out = {}
+    for key, tensor in sd.items():
+        want = expected.get(key)
+        if want is not None and tensor.dim() == 2 and tuple(want) == (*tensor.shape, 1, 1):
+            tensor = tensor.reshape(want)
+        out[key] = tensor
+    return out
+
+
+def cast(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if t.is_floating_point():
+        return t.to(device=device, dtype=dtype)
+    return t.to(device=device)
+
+
+def _build_text_encoder(sd: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype):
+    try:
+        return TextEncoder.from_state_dict(sd, device=device, dtype=dtype)
+    except CheckpointError:
+        raise
+    except RuntimeError as e:
+        raise CorruptCheckpointError(
+            f"The text encoder weights in this checkpoint do not fit its layout ({_short(e)})."
+        ) from None
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:240] + ("..." if len(text) > 240 else "")

@@ -1,0 +1,228 @@
+"""txt2img and img2img: text -> conditioning, noise -> sampler -> VAE decode.
+
+Convention for img2img (written into the metadata): as diffusers, a request of N steps at
+strength s runs the last int(N * s) steps of the N-step schedule, starting from the init
+image's latent noised to that step's sigma. (A1111 runs one step more.)
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.api import MAX_SEED, GeneratedImage, GenerationRequest, GenerationResult, StepEvent
+from engine.errors import Cancelled, UnsupportedModelError
+from engine.loading.build import ModelBundle
+from engine.metadata import format_parameters, sampler_display_name
+from engine.preview import latents_to_rgb, to_uint8_grid, to_uint8_images
+from engine.sampling.denoiser import CFGDenoiser, EpsDenoiser
+from engine.sampling.noise import NoiseSource
+from engine.sampling.samplers import SAMPLERS
+from engine.sampling.schedules import get_sigmas, sd_alphas_cumprod
+from engine.validate import validate_request
+
+LATENT_SCALE = 0.18215  # SD1.x autoencoder scale factor
+IMG2IMG_CONVENTION = "diffusers"
+
+StepCallback = Callable[[StepEvent], None]
+
+
+@dataclass(frozen=True)
+class ModelLabel:
+    """What the metadata says about the model."""
+
+    name: str
+    hash: str | None  # first 10 hex digits of the file's sha256
+
+
+def generate(
+    bundle: ModelBundle,
+    request: GenerationRequest,
+    label: ModelLabel,
+    *,
+    on_step: StepCallback | None = None,
+    cancel: threading.Event | None = None,
+    job_id: int = 0,
+) -> GenerationResult:
+    validate_request(request)
+    if bundle.inpainting:
+        raise UnsupportedModelError(
+            "This is an inpainting checkpoint (9-channel UNet). It loads, but generating with "
+            "it is not supported yet: load a regular SD 1.x checkpoint for txt2img and img2img."
+        )
+    run = _Run(bundle, request, label, on_step, cancel or threading.Event(), job_id)
+    return run.execute()
+
+
+def resolve_seeds(request: GenerationRequest) -> list[int]:
+    """Image i of the whole job uses seed + i (wrapping at 2**32), as the reference scripts."""
+    total = request.batch_size * request.batch_count
+    first = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    return [(first + i) % (MAX_SEED + 1) for i in range(total)]
+
+
+class _Run:
+    """One job: holds the state shared by its batches so each method stays short."""
+
+    def __init__(self, bundle, request, label, on_step, cancel, job_id):
+        self.bundle: ModelBundle = bundle
+        self.req: GenerationRequest = request
+        self.label: ModelLabel = label
+        self.on_step: StepCallback | None = on_step
+        self.cancel: threading.Event = cancel
+        self.job_id: int = job_id
+        self.start = time.perf_counter()
+        self.timings = {"encode": 0.0, "sample": 0.0, "decode": 0.0}
+        self.alphas_cumprod = sd_alphas_cumprod()
+
+    def execute(self) -> GenerationResult:
+        req = self.req
+        seeds = resolve_seeds(req)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            denoiser = self._conditioned_denoiser()
+            init_latent = self._encode_init_image() if req.init_image is not None else None
+            self.timings["encode"] = time.perf_counter() - t0
+            images: list[GeneratedImage] = []
+            for b in range(req.batch_count):
+                batch_seeds = seeds[b * req.batch_size : (b + 1) * req.batch_size]
+                images += self._run_batch(denoiser, init_latent, batch_seeds, b)
+        self.timings["total"] = time.perf_counter() - self.start
+        return GenerationResult(self.job_id, req, tuple(images), dict(self.timings))
+
+    # -- conditioning -------------------------------------------------------------------------
+    def _conditioned_denoiser(self) -> CFGDenoiser:
+        req, bundle = self.req, self.bundle
+        cond, uncond = bundle.text_encoder.encode_prompts(
+            req.prompt, req.negative_prompt, clip_skip=req.clip_skip
+        )
+        base = EpsDenoiser(bundle.unet, self.alphas_cumprod, dtype=bundle.dtype)
+        return CFGDenoiser(base, cond, uncond, req.guidance_scale)
+
+    def _encode_init_image(self) -> torch.Tensor:
+        from engine.images import fit_image
+
+        req, bundle = self.req, self.bundle
+        pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
+        x = (x / 255.0 * 2.0 - 1.0).to(bundle.device, bundle.vae_dtype)  # (1, 3, H, W)
+        return bundle.vae.encode(x).float() * LATENT_SCALE  # (1, 4, h, w)
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _run_batch(self, denoiser, init_latent, seeds, batch_index) -> list[GeneratedImage]:
+        req, bundle = self.req, self.bundle
+        self._check_cancel()
+        f = bundle.latent_factor
+        # One CPU generator per image: the initial noise, then (for ancestral and SDE samplers)
+        # the step noise, continue one stream, so any image of a batch reproduces alone.
+        noise_source = NoiseSource(seeds)
+        noise = noise_source.sample((len(seeds), 4, req.height // f, req.width // f), bundle.device)
+        sigmas = get_sigmas(req.sampler, req.schedule, req.steps, self.alphas_cumprod)
+        sigmas = sigmas.to(bundle.device)
+        if init_latent is None:
+            # Full denoise: the exact marginal at sigma_max (as diffusers and ComfyUI).
+            x = noise * math.sqrt(1.0 + float(sigmas[0]) ** 2)
+        else:
+            sigmas = sigmas[req.steps - img2img_steps(req) :]
+            x = init_latent.expand(len(seeds), -1, -1, -1) + noise * sigmas[0]
+        t0 = time.perf_counter()
+        latents = self._sample(denoiser, x, sigmas, noise_source, batch_index)
+        self.timings["sample"] += time.perf_counter() - t0
+        self._check_cancel()  # a cancel during the last step skips the decode
+        t0 = time.perf_counter()
+        pixels = [self._decode(latents[i : i + 1]) for i in range(len(seeds))]
+        self.timings["decode"] += time.perf_counter() - t0
+        return [self._result_image(p, s) for p, s in zip(pixels, seeds, strict=True)]
+
+    def _sample(self, denoiser, x, sigmas, noise_source, batch_index) -> torch.Tensor:
+        steps = len(sigmas) - 1
+        if steps == 0:
+            return x
+        sampler = SAMPLERS[self.req.sampler]
+        opts = {"eta": self.req.eta} if self.req.sampler == "ddim" else {}
+
+        def callback(i: int, denoised: torch.Tensor) -> None:
+            self._check_cancel()
+            self._report_step(i + 1, steps, denoised, batch_index)
+
+        x = sampler(denoiser, x, sigmas, callback=callback, noise=noise_source, **opts)
+        # Back from the sampler's variance-exploding space when the schedule ends above 0
+        # (DDIM/PLMS stop at alphas_cumprod[0], as the reference).
+        return x / math.sqrt(1.0 + float(sigmas[-1]) ** 2)
+
+    def _report_step(self, step: int, total: int, denoised: torch.Tensor, batch_index: int):
+        if self.on_step is None:
+            return
+        req = self.req
+        preview = None
+        if req.preview_decode_every and (step % req.preview_decode_every == 0 or step == total):
+            preview = to_uint8_grid(self._decode_tensor(denoised))
+        elif req.preview_every and (step % req.preview_every == 0 or step == total):
+            preview = latents_to_rgb(denoised)
+        elapsed = time.perf_counter() - self.start
+        event = StepEvent(self.job_id, step, total, elapsed, batch_index, req.batch_count, preview)
+        self.on_step(event)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"Job {self.job_id} was cancelled.")
+
+    # -- decoding -----------------------------------------------------------------------------
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        return to_uint8_images(self._decode_tensor(latents))[0]
+
+    def _decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (scaled) -> images in [-1, 1], float32, retrying in float32 on NaN/Inf."""
+        return decode_with_fallback(self.bundle, latents / LATENT_SCALE)
+
+    def _result_image(self, pixels: np.ndarray, seed: int) -> GeneratedImage:
+        return GeneratedImage(pixels, seed, self._parameters(seed))
+
+    def _parameters(self, seed: int) -> str:
+        req = self.req
+        settings: dict[str, object] = {
+            "Steps": req.steps,
+            "Sampler": sampler_display_name(req.sampler),
+            "Schedule type": req.schedule.capitalize(),
+            "CFG scale": req.guidance_scale,
+            "Seed": seed,
+            "Size": f"{req.width}x{req.height}",
+        }
+        if self.label.hash:
+            settings["Model hash"] = self.label.hash
+        settings["Model"] = self.label.name
+        if req.init_image is not None:
+            settings["Denoising strength"] = req.strength
+            settings["Img2img steps"] = f"{img2img_steps(req)} of {req.steps}"
+            settings["Img2img convention"] = IMG2IMG_CONVENTION
+        if req.clip_skip > 1:
+            settings["Clip skip"] = req.clip_skip
+        if req.sampler == "ddim" and req.eta:
+            settings["Eta"] = req.eta
+        if req.batch_size > 1:
+            settings["Batch size"] = req.batch_size
+        settings["Version"] = "latentdesk"
+        return format_parameters(req.prompt, req.negative_prompt, settings)
+
+
+def img2img_steps(request: GenerationRequest) -> int:
+    """Steps actually run for img2img at this strength (diffusers' convention)."""
+    return min(int(request.steps * request.strength), request.steps)
+
+
+def decode_with_fallback(bundle: ModelBundle, z: torch.Tensor) -> torch.Tensor:
+    """VAE decode in the working precision; on NaN/Inf (the SD VAE's known float16 overflow)
+    switch the VAE to float32 for the rest of the session and decode again."""
+    image = bundle.vae.decode(z.to(bundle.vae_dtype))
+    if not torch.isfinite(image).all() and bundle.vae_dtype != torch.float32:
+        bundle.vae = bundle.vae.float()
+        bundle.vae_dtype = torch.float32
+        image = bundle.vae.decode(z.float())
+    return image.float()
