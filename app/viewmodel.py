@@ -1,0 +1,186 @@
+"""View-models: the window's state, kept out of the widgets.
+
+Each value has a ``<name>_changed`` signal that fires only when the value really changes, so
+widgets can bind both ways without feedback loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.signals import emit
+from engine import SAMPLERS, SCHEDULES, GenerationRequest
+
+TXT2IMG, SKETCH = "txt2img", "sketch"
+RANDOM_SEED = -1  # shown as "Random" in the seed box
+
+
+def _observable(name: str, kind: type) -> property:
+    attr = "_" + name
+
+    def get(self: QObject) -> Any:
+        return getattr(self, attr)
+
+    def set_(self: QObject, value: Any) -> None:
+        value = kind(value)
+        if getattr(self, attr) == value:
+            return
+        setattr(self, attr, value)
+        emit(getattr(self, name + "_changed"), value)
+
+    return property(get, set_)
+
+
+class GenerationParams(QObject):
+    """The controls' values, and the request they make."""
+
+    FIELDS: dict[str, tuple[type, Any]] = {
+        "prompt": (str, ""),
+        "negative_prompt": (str, ""),
+        "guidance_scale": (float, 7.0),
+        "steps": (int, 25),
+        "seed": (int, RANDOM_SEED),
+        "strength": (float, 0.75),
+        "width": (int, 512),
+        "height": (int, 512),
+        "sampler": (str, "dpmpp_2m"),
+        "schedule": (str, "karras"),
+        "batch_count": (int, 1),
+        "batch_size": (int, 1),
+        "mode": (str, TXT2IMG),
+    }
+
+    prompt_changed = Signal(str)
+    negative_prompt_changed = Signal(str)
+    guidance_scale_changed = Signal(float)
+    steps_changed = Signal(int)
+    seed_changed = Signal(int)
+    strength_changed = Signal(float)
+    width_changed = Signal(int)
+    height_changed = Signal(int)
+    sampler_changed = Signal(str)
+    schedule_changed = Signal(str)
+    batch_count_changed = Signal(int)
+    batch_size_changed = Signal(int)
+    mode_changed = Signal(str)
+
+    prompt = _observable("prompt", str)
+    negative_prompt = _observable("negative_prompt", str)
+    guidance_scale = _observable("guidance_scale", float)
+    steps = _observable("steps", int)
+    seed = _observable("seed", int)
+    strength = _observable("strength", float)
+    width = _observable("width", int)
+    height = _observable("height", int)
+    sampler = _observable("sampler", str)
+    schedule = _observable("schedule", str)
+    batch_count = _observable("batch_count", int)
+    batch_size = _observable("batch_size", int)
+    mode = _observable("mode", str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        for name, (_, default) in self.FIELDS.items():
+            setattr(self, "_" + name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set the known, valid values; ignore the rest (old or hand-edited settings)."""
+        for name, value in values.items():
+            if name not in self.FIELDS:
+                continue
+            try:
+                self.FIELDS[name][0](value)
+            except (TypeError, ValueError):
+                continue
+            if name == "sampler" and value not in SAMPLERS:
+                continue
+            if name == "schedule" and value not in SCHEDULES:
+                continue
+            if name == "mode" and value not in (TXT2IMG, SKETCH):
+                continue
+            setattr(self, name, value)
+
+    def apply_request(self, request: GenerationRequest, seed: int | None = None) -> None:
+        """Restore the controls from a request, e.g. one read back from a gallery PNG."""
+        self.update(
+            {
+                "prompt": request.prompt,
+                "negative_prompt": request.negative_prompt,
+                "guidance_scale": request.guidance_scale,
+                "steps": request.steps,
+                "seed": seed if seed is not None else request.seed,
+                "width": request.width,
+                "height": request.height,
+                "sampler": request.sampler,
+                "schedule": request.schedule,
+                "strength": request.strength,
+            }
+        )
+
+    def make_request(self, init_image: Any = None) -> GenerationRequest:
+        sketch = self.mode == SKETCH
+        return GenerationRequest(
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            width=self.width,
+            height=self.height,
+            steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            seed=None if self.seed == RANDOM_SEED else self.seed,
+            sampler=self.sampler,
+            schedule=self.schedule,
+            batch_size=self.batch_size,
+            batch_count=self.batch_count,
+            init_image=init_image if sketch else None,
+            strength=self.strength,
+        )
+
+
+class JobsState(QObject):
+    """What the progress bar, the Generate/Cancel buttons and the queue label show."""
+
+    running_changed = Signal(bool)
+    queued_changed = Signal(int)
+    progress_changed = Signal(str)  # "Step 12/25 · 3.1 it/s · 4 s left"
+    fraction_changed = Signal(float)
+    last_seed_changed = Signal(int)
+
+    running = _observable("running", bool)
+    queued = _observable("queued", int)
+    progress = _observable("progress", str)
+    fraction = _observable("fraction", float)
+    last_seed = _observable("last_seed", int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running = False
+        self._queued = 0
+        self._progress = ""
+        self._fraction = 0.0
+        self._last_seed = RANDOM_SEED
+
+
+class ModelState(QObject):
+    """The loaded model as the status bar shows it."""
+
+    name_changed = Signal(str)
+    device_changed = Signal(str)
+    loading_changed = Signal(bool)
+    message_changed = Signal(str)
+
+    name = _observable("name", str)  # "" when none is loaded
+    device = _observable("device", str)  # "cpu · float32"
+    loading = _observable("loading", bool)
+    message = _observable("message", str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._name = ""
+        self._device = ""
+        self._loading = False
+        self._message = ""

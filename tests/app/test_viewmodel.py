@@ -1,0 +1,85 @@
+"""View-models emit only on real changes; emitting never corrupts the interpreter."""
+
+from __future__ import annotations
+
+import sys
+
+from app.jobs import PreviewThrottle, progress_text
+from app.signals import emit
+from app.viewmodel import SKETCH, GenerationParams, JobsState
+from engine import GenerationRequest
+
+
+def test_changed_signal_fires_only_on_real_change(qtbot):
+    params = GenerationParams()
+    seen = []
+    params.steps_changed.connect(seen.append)
+    params.steps = 30
+    params.steps = 30
+    params.steps = 31
+    assert seen == [30, 31]
+
+
+def test_update_ignores_unknown_and_invalid_values():
+    params = GenerationParams()
+    params.update({"steps": "12", "sampler": "no-such", "colour": 3, "width": "wide"})
+    assert params.steps == 12
+    assert params.sampler == "dpmpp_2m" and params.width == 512
+
+
+def test_make_request_uses_sketch_only_in_sketch_mode():
+    params = GenerationParams()
+    params.update({"prompt": "a cat", "seed": 5, "steps": 4})
+    assert params.make_request(init_image=object()).init_image is None
+    params.mode = SKETCH
+    sketch = object()
+    request = params.make_request(init_image=sketch)
+    assert request.init_image is sketch and request.seed == 5 and request.prompt == "a cat"
+    params.seed = -1
+    assert params.make_request().seed is None  # random
+
+
+def test_apply_request_restores_controls():
+    params = GenerationParams()
+    request = GenerationRequest("dog", "blurry", 64, 128, 9, 4.5, 77, "euler", "normal")
+    params.apply_request(request)
+    assert params.to_dict() | {"mode": "x"} == params.to_dict() | {
+        "prompt": "dog",
+        "negative_prompt": "blurry",
+        "width": 64,
+        "height": 128,
+        "steps": 9,
+        "guidance_scale": 4.5,
+        "seed": 77,
+        "sampler": "euler",
+        "schedule": "normal",
+        "mode": "x",
+    }
+
+
+def test_many_emits_leave_true_alone(qtbot):
+    jobs = JobsState()
+    before = sys.getrefcount(True)
+    for i in range(2000):
+        emit(jobs.queued_changed, i)
+        jobs.running = i % 2 == 0
+    assert abs(sys.getrefcount(True) - before) < 50
+
+
+def test_throttle_lets_through_at_most_one_per_interval_and_the_last():
+    now = [0.0]
+    throttle = PreviewThrottle(0.1, clock=lambda: now[0])
+    passed = []
+    for step in range(1, 101):
+        now[0] = step * 0.01  # 100 steps per second
+        passed.append(throttle.ready(final=step == 100))
+    assert 9 <= sum(passed) <= 11
+    assert passed[-1]
+
+
+def test_progress_text_reports_rate_and_time_left():
+    text, fraction = progress_text(10, 20, 5.0)
+    assert text == "Step 10/20 · 2.0 it/s · 5 s left"
+    assert fraction == 0.5
+    text, fraction = progress_text(5, 10, 5.0, batch_index=1, batch_count=2)
+    assert text.startswith("Batch 2/2 · Step 5/10") and fraction == 0.75
