@@ -1,0 +1,244 @@
+"""The sketch canvas: strokes are painted into an off-screen image; paintEvent only blits it.
+
+The image always has the generation size, so what a person draws is exactly what img2img gets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QRadialGradient,
+    QTabletEvent,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.signals import emit
+
+BRUSH, ERASER, EYEDROPPER, FILL = "brush", "eraser", "eyedropper", "fill"
+UNDO_LIMIT = 100
+
+
+class SketchCanvas(QWidget):
+    changed = Signal()  # pixels changed
+    colour_picked = Signal(QColor)  # eyedropper
+    history_changed = Signal()  # undo / redo availability
+
+    def __init__(self, width: int = 512, height: int = 512, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("sketchCanvas")
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.background = QColor("white")
+        self.colour = QColor("black")
+        self.brush_size = 12.0  # diameter in image pixels
+        self.hardness = 0.8  # 1 = hard edge, 0 = soft
+        self.tool = BRUSH
+        self._image = self._blank(QSize(width, height))
+        self._undo: list[QImage] = []
+        self._redo: list[QImage] = []
+        self._last: QPointF | None = None
+        self._tablet_down = False
+
+    # -- image ------------------------------------------------------------------------------
+
+    def _blank(self, size: QSize) -> QImage:
+        image = QImage(size, QImage.Format.Format_RGB32)
+        image.fill(self.background)
+        return image
+
+    def image(self) -> QImage:
+        return self._image.copy()
+
+    def image_size(self) -> QSize:
+        return self._image.size()
+
+    def to_array(self) -> np.ndarray:
+        """The sketch as RGB uint8, (H, W, 3): the engine's init image."""
+        rgb = self._image.convertToFormat(QImage.Format.Format_RGB888)
+        h, w = rgb.height(), rgb.width()
+        data = np.frombuffer(rgb.constBits(), np.uint8, count=rgb.bytesPerLine() * h)
+        return data.reshape(h, rgb.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
+
+    def set_image(self, image: QImage) -> None:
+        """Replace the sketch (undoable), scaled to cover the canvas and centred."""
+        self._push_undo()
+        self._image = self._cover(image, self._image.size())
+        self._changed()
+
+    def set_canvas_size(self, width: int, height: int) -> None:
+        """Follow the generation size; the drawing is scaled along (undoable)."""
+        size = QSize(width, height)
+        if size == self._image.size():
+            return
+        self._push_undo()
+        self._image = self._cover(self._image, size)
+        self._changed()
+
+    def _cover(self, image: QImage, size: QSize) -> QImage:
+        scaled = image.scaled(
+            size,
+            Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        out = self._blank(size)
+        painter = QPainter(out)
+        x = (size.width() - scaled.width()) // 2
+        y = (size.height() - scaled.height()) // 2
+        painter.drawImage(x, y, scaled)
+        painter.end()
+        return out
+
+    def clear(self) -> None:
+        self._push_undo()
+        self._image.fill(self.background)
+        self._changed()
+
+    def fill_background(self, colour: QColor | None = None) -> None:
+        """Fill the whole canvas with the current colour: a quick background."""
+        self._push_undo()
+        self._image.fill(colour or self.colour)
+        self._changed()
+
+    # -- history ----------------------------------------------------------------------------
+
+    def _push_undo(self) -> None:
+        self._undo.append(self._image.copy())
+        del self._undo[:-UNDO_LIMIT]
+        self._redo.clear()
+        emit(self.history_changed)
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> None:
+        if self._undo:
+            self._redo.append(self._image)
+            self._image = self._undo.pop()
+            self._changed()
+            emit(self.history_changed)
+
+    def redo(self) -> None:
+        if self._redo:
+            self._undo.append(self._image)
+            self._image = self._redo.pop()
+            self._changed()
+            emit(self.history_changed)
+
+    def _changed(self) -> None:
+        self.update()
+        emit(self.changed)
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def target_rect(self) -> QRectF:
+        """Where the image sits in the widget: as large as fits, centred."""
+        size = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        x = (self.width() - size.width()) / 2
+        y = (self.height() - size.height()) / 2
+        return QRectF(x, y, size.width(), size.height())
+
+    def to_image_pos(self, pos: QPointF) -> QPointF:
+        rect = self.target_rect()
+        scale = self._image.width() / max(1.0, rect.width())
+        return (pos - rect.topLeft()) * scale
+
+    def _dab(self, painter: QPainter, at: QPointF, pressure: float) -> None:
+        radius = max(0.5, self.brush_size * pressure / 2)
+        colour = self.background if self.tool == ERASER else self.colour
+        if self.hardness >= 0.99:
+            painter.setBrush(colour)
+        else:
+            gradient = QRadialGradient(at, radius)
+            edge = QColor(colour)
+            edge.setAlpha(0)
+            gradient.setColorAt(min(self.hardness, 0.98), colour)
+            gradient.setColorAt(1.0, edge)
+            painter.setBrush(QBrush(gradient))
+        painter.drawEllipse(at, radius, radius)
+
+    def stroke_to(self, at: QPointF, pressure: float = 1.0) -> None:
+        """Paint dabs from the last point to ``at`` (image coordinates)."""
+        painter = QPainter(self._image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        start = self._last if self._last is not None else at
+        spacing = max(0.5, self.brush_size * pressure / 8)  # dense enough for a smooth line
+        distance = math.hypot(at.x() - start.x(), at.y() - start.y())
+        count = max(1, int(distance / spacing))
+        for i in range(1, count + 1):
+            self._dab(painter, start + (at - start) * (i / count), pressure)
+        painter.end()
+        self._last = at
+        self._changed()
+
+    def begin_stroke(self, at: QPointF, pressure: float = 1.0) -> None:
+        if self.tool == EYEDROPPER:
+            self._pick(at)
+            return
+        if self.tool == FILL:
+            self.fill_background()
+            return
+        self._push_undo()
+        self._last = None
+        self.stroke_to(at, pressure)
+
+    def end_stroke(self) -> None:
+        self._last = None
+
+    def _pick(self, at: QPointF) -> None:
+        x, y = int(at.x()), int(at.y())
+        if self._image.valid(x, y):
+            self.colour = self._image.pixelColor(x, y)
+            emit(self.colour_picked, QColor(self.colour))
+
+    # -- events -----------------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(self.target_rect(), self._image)
+        painter.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and not self._tablet_down:
+            self.begin_stroke(self.to_image_pos(event.position()))
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.buttons() & Qt.MouseButton.LeftButton and self._last is not None:
+            if not self._tablet_down:
+                self.stroke_to(self.to_image_pos(event.position()))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self.end_stroke()
+
+    def tabletEvent(self, event: QTabletEvent) -> None:  # noqa: N802
+        # Pen pressure scales the brush; Qt then skips the synthesized mouse events.
+        pos = self.to_image_pos(event.position())
+        pressure = max(0.05, event.pressure())
+        kind = event.type()
+        if kind == QTabletEvent.Type.TabletPress:
+            self._tablet_down = True
+            self.begin_stroke(pos, pressure)
+        elif kind == QTabletEvent.Type.TabletMove and self._tablet_down and self._last is not None:
+            self.stroke_to(pos, pressure)
+        elif kind == QTabletEvent.Type.TabletRelease:
+            self._tablet_down = False
+            self.end_stroke()
+        event.accept()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(384, 384)
