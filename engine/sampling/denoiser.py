@@ -1,0 +1,95 @@
+"""The UNet wrapped as a denoiser D(x, sigma) -> x0, and classifier-free guidance around it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from engine.sampling.schedules import sigma_to_t
+
+# (x, t, context) -> network output (epsilon or v), any dtype.
+UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+PREDICTIONS = ("epsilon", "v")
+
+
+class EpsDenoiser:
+    """Turns an epsilon- or v-predicting UNet into ``D(x, sigma, context) -> denoised x0``.
+
+    ``x`` is in sigma space (``x0 + sigma * noise``); the UNet was trained on DDPM latents
+    ``x / sqrt(sigma^2 + 1)`` at integer timesteps, hence ``c_in`` and ``sigma_to_t``. The UNet may
+    run in ``dtype`` (float16, bfloat16) while the sampler state stays float32.
+    """
+
+    def __init__(
+        self,
+        unet: UNetFn,
+        alphas_cumprod: torch.Tensor,
+        prediction: str = "epsilon",
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.unet = unet
+        self.alphas_cumprod = alphas_cumprod
+        self.prediction = prediction
+        self.dtype = dtype
+
+    def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(c_skip, c_out, c_in) with ``D = net(x * c_in) * c_out + x * c_skip`` (sigma_data 1)."""
+        c_in = (sigma**2 + 1) ** -0.5
+        if self.prediction == "epsilon":
+            return torch.ones_like(sigma), -sigma, c_in
+        # v = alpha * eps - sigma_ddpm * x0, solved for x0 in sigma space.
+        return c_in**2, -sigma * c_in, c_in
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        sigma = sigma.to(x)  # (B,)
+        c_skip, c_out, c_in = (c[:, None, None, None] for c in self.scalings(sigma))  # (B,1,1,1)
+        # The timestep stays float32: float16 cannot hold fractional timesteps near 999.
+        t = sigma_to_t(sigma, self.alphas_cumprod).float()  # (B,)
+        dtype = self.dtype or x.dtype
+        out = self.unet((x * c_in).to(dtype), t, context.to(dtype)).to(x.dtype)  # (B, C, H, W)
+        return out * c_out + x * c_skip  # (B, C, H, W)
+
+
+def _match_batch(context: torch.Tensor, batch: int) -> torch.Tensor:
+    # One prompt for a whole batch: broadcast instead of asking the caller to repeat it.
+    if context.shape[0] == batch:
+        return context
+    if context.shape[0] == 1:
+        return context.expand(batch, *context.shape[1:])
+    raise ValueError(f"conditioning batch {context.shape[0]} does not match latent batch {batch}")
+
+
+class CFGDenoiser:
+    """Classifier-free guidance: ``uncond + scale * (cond - uncond)`` from one batched call.
+
+    The conditioning is baked in, so samplers see a plain ``model(x, sigma) -> denoised``.
+    """
+
+    def __init__(
+        self,
+        denoiser: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        cond: torch.Tensor,
+        uncond: torch.Tensor | None,
+        scale: float,
+    ) -> None:
+        if scale != 1.0 and uncond is None:
+            raise ValueError("guidance scale != 1 needs an unconditional embedding")
+        self.denoiser = denoiser
+        self.cond = cond  # (B or 1, T, D)
+        self.uncond = uncond  # (B or 1, T, D)
+        self.scale = float(scale)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        cond = _match_batch(self.cond, batch)  # (B, T, D)
+        if self.scale == 1.0:
+            # The unconditional half would be multiplied by zero: skip it, half the cost.
+            return self.denoiser(x, sigma, cond)
+        uncond = _match_batch(self.uncond, batch)  # (B, T, D)
+        x_in = torch.cat([x, x])  # (2B, C, H, W)
+        sigma_in = torch.cat([sigma, sigma])  # (2B,)
+        out_uncond, out_cond = self.denoiser(x_in, sigma_in, torch.cat([uncond, cond])).chunk(2)
+        return out_uncond + self.scale * (out_cond - out_uncond)  # (B, C, H, W)

@@ -1,0 +1,115 @@
+"""Noise schedules of Stable Diffusion 1.x, in k-diffusion's sigma space.
+
+A DDPM latent at timestep t is ``sqrt(ab) * x0 + sqrt(1 - ab) * eps`` (ab = alphas_cumprod[t]).
+Dividing by ``sqrt(ab)`` gives ``x0 + sigma * eps`` with ``sigma = sqrt((1 - ab) / ab)``: the
+samplers work on that variance-exploding form, where every schedule is just a list of sigmas.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NUM_TRAIN_TIMESTEPS = 1000
+BETA_START, BETA_END = 0.00085, 0.012
+
+# Samplers that bring their own discretisation (the CompVis scripts' DDIM timesteps).
+LDM_SAMPLERS = ("ddim", "plms")
+
+
+def sd_alphas_cumprod() -> torch.Tensor:
+    """The SD 1.x training schedule ("scaled_linear" betas), cumulative product of alphas."""
+    # float64 throughout, as the CompVis code (diffusers' float32 product differs by ~1e-6).
+    betas = torch.linspace(BETA_START**0.5, BETA_END**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas**2, dim=0)  # (1000,)
+
+
+def schedule_sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """sigma at every training timestep, increasing with t."""
+    return ((1.0 - alphas_cumprod) / alphas_cumprod).sqrt()  # (T,)
+
+
+def _log_sigmas_like(alphas_cumprod: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    # float64 where we can; devices without float64 (MPS) get the caller's float dtype.
+    dtype = like.dtype if like.is_floating_point() else torch.float64
+    if like.device.type == "mps":
+        dtype = torch.float32
+    return schedule_sigmas(alphas_cumprod).log().to(like.device, dtype)  # (T,)
+
+
+def sigma_to_t(sigma: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Fractional timestep of each sigma, by linear interpolation in log-sigma.
+
+    A continuous sigma (Karras schedule, a second Heun evaluation) lies between two training
+    timesteps; the UNet's sinusoidal embedding accepts the fractional t in between.
+    """
+    sigma = torch.as_tensor(sigma)
+    log_sigmas = _log_sigmas_like(alphas_cumprod, sigma)  # (T,) increasing
+    log_sigma = sigma.to(log_sigmas.dtype).clamp(min=1e-10).log()
+    # Index of the interval [low, low + 1] holding log_sigma; outside the range we clamp.
+    low = torch.searchsorted(log_sigmas, log_sigma.contiguous(), right=True) - 1
+    low = low.clamp(0, log_sigmas.shape[0] - 2)
+    lo, hi = log_sigmas[low], log_sigmas[low + 1]
+    w = ((log_sigma - lo) / (hi - lo)).clamp(0.0, 1.0)
+    return (low + w).to(sigma.dtype if sigma.is_floating_point() else torch.float64)
+
+
+def t_to_sigma(t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """sigma at a (possibly fractional) timestep: the inverse of ``sigma_to_t``."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    log_sigmas = _log_sigmas_like(alphas_cumprod, t)  # (T,)
+    t = t.clamp(0, log_sigmas.shape[0] - 1)
+    low = t.floor().long().clamp(max=log_sigmas.shape[0] - 2)
+    w = t - low
+    return ((1 - w) * log_sigmas[low] + w * log_sigmas[low + 1]).exp()
+
+
+def _append_zero(sigmas: torch.Tensor) -> torch.Tensor:
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def sigmas_normal(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Timesteps spaced linearly from 999 to 0, as sigmas, then a final 0 (steps + 1 values)."""
+    last = alphas_cumprod.shape[0] - 1
+    timesteps = torch.linspace(last, 0, steps, dtype=torch.float64)
+    return _append_zero(t_to_sigma(timesteps, alphas_cumprod))
+
+
+def sigmas_karras(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022) eq. 5: sigmas evenly spaced in sigma^(1/rho), then a final 0."""
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
+
+
+def ldm_timesteps(steps: int) -> torch.Tensor:
+    """The CompVis DDIM ("leading", steps_offset=1) timesteps, descending: 10 -> 901, ..., 1."""
+    stride = NUM_TRAIN_TIMESTEPS // steps
+    return (torch.arange(steps) * stride + 1).flip(0)  # (steps,) int64
+
+
+def sigmas_ldm(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Sigmas at ``ldm_timesteps``, then sigma(t=0).
+
+    The last DDIM step goes to alphas_cumprod[0], not to a clean image (diffusers'
+    ``set_alpha_to_one=False``), so the list ends at sigma_min, not at 0.
+    """
+    sigmas = schedule_sigmas(alphas_cumprod)  # (T,)
+    return torch.cat([sigmas[ldm_timesteps(steps)], sigmas[:1]])
+
+
+def get_sigmas(
+    sampler: str, schedule: str, steps: int, alphas_cumprod: torch.Tensor
+) -> torch.Tensor:
+    """The (steps + 1,) float32 sigmas a sampler runs over."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if sampler in LDM_SAMPLERS:
+        sigmas = sigmas_ldm(steps, alphas_cumprod)
+    elif schedule == "normal":
+        sigmas = sigmas_normal(steps, alphas_cumprod)
+    elif schedule == "karras":
+        all_sigmas = schedule_sigmas(alphas_cumprod)
+        sigmas = sigmas_karras(steps, all_sigmas[0].item(), all_sigmas[-1].item())
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    return sigmas.float()
