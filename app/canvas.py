@@ -12,6 +12,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QDragEnterEvent,
+    QDropEvent,
     QImage,
     QMouseEvent,
     QPainter,
@@ -31,6 +33,7 @@ class SketchCanvas(QWidget):
     changed = Signal()  # pixels changed
     colour_picked = Signal(QColor)  # eyedropper
     history_changed = Signal()  # undo / redo availability
+    file_dropped = Signal(str)  # an image file dropped here: the window loads it off-thread
 
     def __init__(self, width: int = 512, height: int = 512, parent: QWidget | None = None):
         super().__init__(parent)
@@ -48,6 +51,7 @@ class SketchCanvas(QWidget):
         self._redo: list[QImage] = []
         self._last: QPointF | None = None
         self._tablet_down = False
+        self.setAcceptDrops(True)
 
     # -- image ------------------------------------------------------------------------------
 
@@ -239,6 +243,20 @@ class SketchCanvas(QWidget):
             self._tablet_down = False
             self.end_stroke()
         event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        mime = event.mimeData()
+        if mime.hasImage() or any(url.isLocalFile() for url in mime.urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        mime = event.mimeData()
+        files = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+        if files:
+            emit(self.file_dropped, files[0])
+        elif mime.hasImage():
+            self.set_image(QImage(mime.imageData()))
+        event.acceptProposedAction()
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(384, 384)

@@ -1,0 +1,296 @@
+"""The generation controls, bound both ways to a GenerationParams view-model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.signals import emit
+from app.viewmodel import RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
+from engine import SAMPLERS, SCHEDULES
+from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.metadata import sampler_display_name, schedule_display_name
+
+SIZE_PRESETS = [(512, 512), (512, 768), (768, 512), (640, 640), (768, 768), (384, 384), (256, 256)]
+CHUNK = 75
+
+
+class SliderSpin(QWidget):
+    """A slider with a spin box beside it; ``value_changed`` carries the real (unscaled) value."""
+
+    value_changed = Signal(float)
+
+    def __init__(self, name: str, low: float, high: float, step: float, decimals: int) -> None:
+        super().__init__()
+        self._step = step
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setObjectName(name)
+        self.slider.setRange(round(low / step), round(high / step))
+        self.spin = QDoubleSpinBox()
+        self.spin.setObjectName(name.replace("Slider", "Spin"))
+        self.spin.setRange(low, high)
+        self.spin.setSingleStep(step)
+        self.spin.setDecimals(decimals)
+        self.spin.setFixedWidth(72)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        self.slider.valueChanged.connect(lambda v: self.set_value(v * self._step))
+        self.spin.valueChanged.connect(self.set_value)
+
+    def value(self) -> float:
+        return self.spin.value()
+
+    def set_value(self, value: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(value / self._step))
+        self.slider.blockSignals(False)
+        if self.spin.value() != value:
+            self.spin.setValue(value)  # emits valueChanged -> set_value again, then stops
+            return
+        emit(self.value_changed, self.spin.value())
+
+
+def token_label_text(counts: list[int]) -> str:
+    """ "12/75", or "80/150" when the prompt spans two 75-token chunks."""
+    used = sum(counts)
+    limit = CHUNK * max(1, len(counts))
+    return f"{used}/{limit}"
+
+
+class PromptEdit(QPlainTextEdit):
+    """Multi-line prompt; Ctrl+Enter belongs to the window (generate), not a new line."""
+
+    def __init__(self, name: str, placeholder: str) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if is_enter and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            event.ignore()  # let the window's shortcut have it
+            return
+        super().keyPressEvent(event)
+
+
+class ControlsPanel(QWidget):
+    def __init__(self, params: GenerationParams, jobs: JobsState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.params = params
+        self.jobs = jobs
+        self._build()
+        self._bind()
+        self._token_timer = QTimer(self, singleShot=True, interval=150)
+        self._token_timer.timeout.connect(self._count_tokens)
+        self.prompt.textChanged.connect(self._token_timer.start)
+        self.negative.textChanged.connect(self._token_timer.start)
+        self._count_tokens()
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.prompt = PromptEdit("promptEdit", "Describe the picture: a lighthouse at dusk, oil")
+        self.negative = PromptEdit("negativePromptEdit", "What to avoid: blurry, text, watermark")
+        self.prompt_tokens = QLabel(objectName="promptTokens")
+        self.negative_tokens = QLabel(objectName="negativeTokens")
+        for title, edit, counter, height in (
+            ("Prompt", self.prompt, self.prompt_tokens, 96),
+            ("Negative prompt", self.negative, self.negative_tokens, 56),
+        ):
+            header = QHBoxLayout()
+            header.addWidget(QLabel(f"<b>{title}</b>"))
+            header.addStretch(1)
+            header.addWidget(counter)
+            layout.addLayout(header)
+            edit.setMinimumHeight(height)
+            layout.addWidget(edit)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        layout.addLayout(form)
+        self.mode = QComboBox(objectName="modeCombo")
+        self.mode.addItem("Text to image", TXT2IMG)
+        self.mode.addItem("Sketch to image", SKETCH)
+        form.addRow("Mode", self.mode)
+        self.guidance = SliderSpin("guidanceSlider", 1, 30, 0.5, 1)
+        self.guidance.setToolTip("How closely to follow the prompt (7 is a good start)")
+        form.addRow("Guidance", self.guidance)
+        self.steps = SliderSpin("stepsSlider", 1, MAX_STEPS, 1, 0)
+        self.steps.setToolTip("More steps: more detail, more time")
+        form.addRow("Steps", self.steps)
+        self.strength = SliderSpin("strengthSlider", 0, 1, 0.01, 2)
+        self.strength.setToolTip("Sketch to image: 0 keeps your sketch, 1 ignores it")
+        form.addRow("Strength", self.strength)
+        form.addRow("Seed", self._seed_row())
+        form.addRow("Size", self._size_row())
+        self.sampler = QComboBox(objectName="samplerCombo")
+        for name in SAMPLERS:
+            self.sampler.addItem(sampler_display_name(name), name)
+        self.schedule = QComboBox(objectName="scheduleCombo")
+        for name in SCHEDULES:
+            self.schedule.addItem(schedule_display_name(name), name)
+        sampler_row = QHBoxLayout()
+        sampler_row.addWidget(self.sampler, 1)
+        sampler_row.addWidget(self.schedule)
+        form.addRow("Sampler", sampler_row)
+        self.batch_count = QSpinBox(objectName="batchCountSpin", minimum=1, maximum=MAX_BATCH_COUNT)
+        self.batch_size = QSpinBox(objectName="batchSizeSpin", minimum=1, maximum=MAX_BATCH_SIZE)
+        self.batch_count.setToolTip("Batches, run one after another")
+        self.batch_size.setToolTip("Images per batch (uses more memory)")
+        batch_row = QHBoxLayout()
+        batch_row.addWidget(QLabel("count"))
+        batch_row.addWidget(self.batch_count)
+        batch_row.addWidget(QLabel("size"))
+        batch_row.addWidget(self.batch_size)
+        batch_row.addStretch(1)
+        form.addRow("Batch", batch_row)
+        layout.addStretch(1)
+
+    def _seed_row(self) -> QHBoxLayout:
+        # QSpinBox is 32-bit signed; seeds go to 2**32 - 1, so a 0-decimal double spin box.
+        self.seed = QDoubleSpinBox(objectName="seedSpin", decimals=0)
+        self.seed.setRange(RANDOM_SEED, MAX_SEED)
+        self.seed.setSpecialValueText("Random")
+        self.dice = QToolButton(objectName="randomSeedButton", text="🎲")
+        self.dice.setToolTip("A new random seed for every picture")
+        self.reuse = QToolButton(objectName="reuseSeedButton", text="♻")
+        self.reuse.setToolTip("Reuse the last picture's seed")
+        self.reuse.setEnabled(False)
+        row = QHBoxLayout()
+        row.addWidget(self.seed, 1)
+        row.addWidget(self.dice)
+        row.addWidget(self.reuse)
+        return row
+
+    def _size_row(self) -> QHBoxLayout:
+        self.preset = QComboBox(objectName="sizePresetCombo")
+        self.preset.addItem("Custom", None)
+        for w, h in SIZE_PRESETS:
+            self.preset.addItem(f"{w} × {h}", (w, h))
+        self.width_spin = QSpinBox(objectName="widthSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
+        self.height_spin = QSpinBox(objectName="heightSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
+        for spin in (self.width_spin, self.height_spin):
+            spin.setSingleStep(8)
+            spin.setToolTip("A multiple of 8 pixels")
+        row = QHBoxLayout()
+        row.addWidget(self.preset, 1)
+        row.addWidget(self.width_spin)
+        row.addWidget(QLabel("×"))
+        row.addWidget(self.height_spin)
+        return row
+
+    # -- binding ----------------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        p = self.params
+        self._sync_from_params()
+        self.prompt.textChanged.connect(lambda: setattr(p, "prompt", self.prompt.toPlainText()))
+        self.negative.textChanged.connect(
+            lambda: setattr(p, "negative_prompt", self.negative.toPlainText())
+        )
+        p.prompt_changed.connect(lambda t: _set_text(self.prompt, t))
+        p.negative_prompt_changed.connect(lambda t: _set_text(self.negative, t))
+        for widget, name in ((self.guidance, "guidance_scale"), (self.strength, "strength")):
+            widget.value_changed.connect(lambda v, n=name: setattr(p, n, v))
+            getattr(p, name + "_changed").connect(widget.set_value)
+        self.steps.value_changed.connect(lambda v: setattr(p, "steps", round(v)))
+        p.steps_changed.connect(self.steps.set_value)
+        self.seed.valueChanged.connect(lambda v: setattr(p, "seed", round(v)))
+        p.seed_changed.connect(self.seed.setValue)
+        self.dice.clicked.connect(lambda: setattr(p, "seed", RANDOM_SEED))
+        self.reuse.clicked.connect(lambda: setattr(p, "seed", self.jobs.last_seed))
+        self.jobs.last_seed_changed.connect(lambda s: self.reuse.setEnabled(s != RANDOM_SEED))
+        for spin, name in ((self.width_spin, "width"), (self.height_spin, "height")):
+            spin.editingFinished.connect(lambda s=spin, n=name: setattr(p, n, _multiple_of_8(s)))
+            spin.valueChanged.connect(lambda v, n=name: v % 8 == 0 and setattr(p, n, v))
+            getattr(p, name + "_changed").connect(spin.setValue)
+            getattr(p, name + "_changed").connect(self._sync_preset)
+        self.preset.activated.connect(self._apply_preset)
+        _bind_combo(self.sampler, p, "sampler")
+        _bind_combo(self.schedule, p, "schedule")
+        _bind_combo(self.mode, p, "mode")
+        p.mode_changed.connect(self._sync_mode)
+        self.batch_count.valueChanged.connect(lambda v: setattr(p, "batch_count", v))
+        self.batch_size.valueChanged.connect(lambda v: setattr(p, "batch_size", v))
+        p.batch_count_changed.connect(self.batch_count.setValue)
+        p.batch_size_changed.connect(self.batch_size.setValue)
+
+    def _sync_from_params(self) -> None:
+        p = self.params
+        self.prompt.setPlainText(p.prompt)
+        self.negative.setPlainText(p.negative_prompt)
+        self.guidance.set_value(p.guidance_scale)
+        self.steps.set_value(p.steps)
+        self.strength.set_value(p.strength)
+        self.seed.setValue(p.seed)
+        self.width_spin.setValue(p.width)
+        self.height_spin.setValue(p.height)
+        _select(self.sampler, p.sampler)
+        _select(self.schedule, p.schedule)
+        _select(self.mode, p.mode)
+        self.batch_count.setValue(p.batch_count)
+        self.batch_size.setValue(p.batch_size)
+        self._sync_preset()
+        self._sync_mode(p.mode)
+
+    def _apply_preset(self) -> None:
+        size = self.preset.currentData()
+        if size is not None:
+            self.params.width, self.params.height = size
+
+    def _sync_preset(self, *_: object) -> None:
+        size = (self.params.width, self.params.height)
+        index = self.preset.findData(size) if size in SIZE_PRESETS else 0
+        self.preset.setCurrentIndex(index)
+
+    def _sync_mode(self, mode: str) -> None:
+        self.strength.setEnabled(mode == SKETCH)
+
+    def _count_tokens(self) -> None:
+        from engine import token_counts
+
+        for edit, label in (
+            (self.prompt, self.prompt_tokens),
+            (self.negative, self.negative_tokens),
+        ):
+            counts = token_counts(edit.toPlainText())
+            label.setText(token_label_text(counts))
+            label.setToolTip("Tokens per 75-token chunk: " + ", ".join(map(str, counts or [0])))
+
+
+def _multiple_of_8(spin: QSpinBox) -> int:
+    value = max(MIN_SIZE, min(MAX_SIZE, round(spin.value() / 8) * 8))
+    spin.setValue(value)
+    return value
+
+
+def _set_text(edit: QPlainTextEdit, text: str) -> None:
+    if edit.toPlainText() != text:
+        edit.setPlainText(text)
+
+
+def _select(combo: QComboBox, data: str) -> None:
+    index = combo.findData(data)
+    if index >= 0 and index != combo.currentIndex():
+        combo.setCurrentIndex(index)
+
+
+def _bind_combo(combo: QComboBox, params: GenerationParams, name: str) -> None:
+    combo.currentIndexChanged.connect(lambda: setattr(params, name, combo.currentData()))
+    getattr(params, name + "_changed").connect(lambda value: _select(combo, value))

@@ -1,0 +1,55 @@
+"""``latentdesk [--model PATH] [--output-dir DIR]``: start the desktop app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="latentdesk", description="A desktop studio for Stable Diffusion 1.x."
+    )
+    parser.add_argument("--model", metavar="PATH", help="checkpoint to load at start")
+    parser.add_argument("--output-dir", metavar="DIR", help="gallery folder for this session")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import default_gallery_dir, load_settings
+    from app.window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Latentdesk")
+    app.setDesktopFileName("latentdesk")
+    _apply_style(app)
+    loaded = load_settings()
+    settings = loaded.settings
+    gallery = Path(args.output_dir or settings.gallery_dir or default_gallery_dir())
+    window = MainWindow(settings, gallery.expanduser())
+    window.show()
+    if loaded.warning:
+        window.show_error(loaded.warning)
+    model = args.model or settings.last_model
+    if model:
+        window.load_model(model)
+    return app.exec()
+
+
+def _apply_style(app) -> None:
+    style = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
+    try:
+        from importlib.resources import files
+
+        style_text = files("latentdesk_resources").joinpath("style.qss").read_text()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        style_text = style.read_text() if style.exists() else ""
+    app.setStyleSheet(style_text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

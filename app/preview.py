@@ -1,0 +1,49 @@
+"""The preview pane: the picture forming during sampling, then the result."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+class PreviewPane(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("previewPane")
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._pixmap: QPixmap | None = None
+        self._image: QImage | None = None
+        self.placeholder = "Your picture will appear here.\nType a prompt and press Ctrl+Enter."
+        self.updates = 0  # how many images were shown: lets tests see previews arrive
+
+    def set_image(self, image: QImage) -> None:
+        # QPixmap lives on the GUI thread only: this slot runs there.
+        self._image = image
+        self._pixmap = QPixmap.fromImage(image)
+        self.updates += 1
+        self.update()
+
+    def image(self) -> QImage | None:
+        return self._image
+
+    def clear(self) -> None:
+        self._image = self._pixmap = None
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().base())
+        if self._pixmap is None:
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        size = self._pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        x = (self.width() - size.width()) / 2
+        y = (self.height() - size.height()) / 2
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawPixmap(QRectF(x, y, size.width(), size.height()), self._pixmap, QRectF())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(384, 384)

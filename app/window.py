@@ -1,0 +1,350 @@
+"""The main window: controls on the left, sketch and preview side by side, the gallery below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.canvas import SketchCanvas
+from app.controller import EngineController
+from app.controls import ControlsPanel
+from app.gallery import GalleryStrip
+from app.imageio import ImageLoader
+from app.jobs import FinishedImage
+from app.preview import PreviewPane
+from app.settings import Settings, save_settings
+from app.sketchpanel import SketchPanel
+from app.viewmodel import SKETCH, GenerationParams, JobsState, ModelState
+from app.worker import Saver, array_to_qimage, default_engine, default_saver
+
+CHECKPOINT_FILTER = "Stable Diffusion checkpoints (*.safetensors *.ckpt);;All files (*)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
+SHORTCUTS = """<table>
+<tr><td><b>Ctrl+Enter</b></td><td>Generate (again while one runs: queue another)</td></tr>
+<tr><td><b>Esc</b></td><td>Cancel the running picture</td></tr>
+<tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / redo in the sketch</td></tr>
+<tr><td><b>B, E, I, F</b></td><td>Brush, eraser, colour picker, fill</td></tr>
+<tr><td><b>Ctrl+O</b></td><td>Open a checkpoint</td></tr>
+<tr><td><b>Ctrl+Shift+O</b></td><td>Open an image into the sketch</td></tr>
+<tr><td><b>Ctrl+Shift+V</b></td><td>Paste an image into the sketch</td></tr>
+<tr><td><b>Ctrl+S</b></td><td>Save the sketch</td></tr>
+</table>"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        settings: Settings,
+        gallery_dir: Path,
+        engine_factory: Callable[[], Any] = default_engine,
+        saver: Saver = default_saver,
+        settings_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("Latentdesk")
+        self.settings = settings
+        self.settings_path = settings_path
+        self.gallery_dir = Path(gallery_dir)
+        self.params = GenerationParams(self)
+        self.params.update(settings.parameters)
+        self.jobs = JobsState(self)
+        self.model = ModelState(self)
+        self.controller = EngineController(
+            self.jobs, self.model, engine_factory, saver, parent=self
+        )
+        self.last_error = ""
+        self._loader = ImageLoader(self)
+        self._build()
+        self._menus()
+        self._connect()
+        self._restore_geometry()
+        self.controller.start()
+        self.gallery.set_folder(self.gallery_dir)
+        self.controls.prompt.setFocus()
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.controls = ControlsPanel(self.params, self.jobs)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.controls)
+        scroll.setMinimumWidth(340)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.canvas = SketchCanvas(self.params.width, self.params.height)
+        self.sketch = SketchPanel(self.canvas)
+        self.preview = PreviewPane()
+        pictures = QSplitter(Qt.Orientation.Horizontal)
+        pictures.addWidget(_titled("Sketch", self.sketch))
+        pictures.addWidget(_titled("Preview", self.preview))
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(pictures, 1)
+        column.addLayout(self._run_row())
+        self.gallery = GalleryStrip()
+        column.addWidget(self.gallery)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([360, 1000])
+        self.setCentralWidget(split)
+        self.model_label = QLabel("No model loaded", objectName="modelLabel")
+        self.statusBar().addPermanentWidget(self.model_label)
+
+    def _run_row(self) -> QHBoxLayout:
+        self.progress = QProgressBar(objectName="progressBar")
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("Idle")
+        self.progress.setTextVisible(True)
+        self.generate_button = QPushButton("Generate", objectName="generateButton")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter); while one runs, queue another")
+        self.generate_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", objectName="cancelButton", enabled=False)
+        self.cancel_button.setToolTip("Stop the running picture (Esc)")
+        self.queue_label = QLabel("", objectName="queueLabel")
+        self.clear_queue_button = QPushButton("Clear queue", objectName="clearQueueButton")
+        self.clear_queue_button.setVisible(False)
+        row = QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.queue_label)
+        row.addWidget(self.clear_queue_button)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.generate_button)
+        return row
+
+    def _menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        self._action(file, "&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &image to sketch…", self.open_image, "Ctrl+Shift+O")
+        self._action(file, "&Save sketch…", self.save_canvas, QKeySequence.StandardKey.Save)
+        file.addSeparator()
+        self._action(file, "Open &gallery folder", self.open_gallery_folder)
+        self._action(file, "&Change gallery folder…", self.choose_gallery_folder)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo stroke", self.canvas.undo, "Ctrl+Z")
+        self.redo_action = self._action(edit, "&Redo stroke", self.canvas.redo, "Ctrl+Shift+Z")
+        self._action(edit, "&Paste image into sketch", self.paste_image, "Ctrl+Shift+V")
+        self._action(edit, "&Clear sketch", self.canvas.clear)
+        help_ = self.menuBar().addMenu("&Help")
+        self._action(help_, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_, "&About Latentdesk", self.show_about)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            self._action(self, "Generate", self.generate, keys)
+        self._action(self, "Cancel", self.controller.cancel, "Esc")
+
+    def _action(self, menu: Any, text: str, slot: Callable, keys: Any = None) -> QAction:
+        action = QAction(text, self)
+        if keys is not None:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button.clicked.connect(c.cancel)
+        self.clear_queue_button.clicked.connect(c.clear_queue)
+        c.preview_ready.connect(lambda _, image: self.preview.set_image(image))
+        c.images_finished.connect(self._on_images)
+        c.error.connect(self.show_error)
+        c.model_loaded.connect(lambda info: self._remember_model(info.path))
+        self.jobs.running_changed.connect(self._sync_running)
+        self.jobs.queued_changed.connect(self._sync_queue)
+        self.jobs.progress_changed.connect(self.progress.setFormat)
+        self.jobs.fraction_changed.connect(lambda f: self.progress.setValue(round(f * 1000)))
+        self.model.message_changed.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.model.name_changed.connect(self._sync_model_label)
+        self.model.device_changed.connect(self._sync_model_label)
+        self.model.loading_changed.connect(self._sync_model_label)
+        self.params.width_changed.connect(self._sync_canvas_size)
+        self.params.height_changed.connect(self._sync_canvas_size)
+        self.gallery.image_chosen.connect(self.preview.set_image)
+        self.gallery.parameters_chosen.connect(self.restore_parameters)
+        self.gallery.sketch_chosen.connect(self.use_as_sketch)
+        self.gallery.message.connect(self.show_error)
+        self.sketch.load_button.clicked.connect(self.open_image)
+        self.sketch.use_result_button.clicked.connect(self.use_result_as_sketch)
+        self.canvas.file_dropped.connect(self.load_image_file)
+        self.canvas.history_changed.connect(self._sync_history)
+        self._loader.loaded.connect(lambda _, image: self.use_as_sketch(image))
+        self._loader.failed.connect(lambda _, message: self.show_error(message))
+        self._sync_history()
+
+    def _sync_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.generate_button.setText("Queue another" if running else "Generate")
+        if not running:
+            self.progress.setValue(0)
+            self.progress.setFormat("Idle")
+
+    def _sync_queue(self, queued: int) -> None:
+        self.queue_label.setText(f"{queued} queued" if queued else "")
+        self.clear_queue_button.setVisible(queued > 0)
+
+    def _sync_model_label(self, *_: object) -> None:
+        m = self.model
+        if m.loading:
+            text = "Loading model…"
+        elif m.name:
+            text = f"{m.name} · {m.device}"
+        else:
+            text = "No model loaded"
+        self.model_label.setText(text)
+
+    def _sync_canvas_size(self, *_: object) -> None:
+        self.canvas.set_canvas_size(self.params.width, self.params.height)
+
+    def _sync_history(self) -> None:
+        self.undo_action.setEnabled(self.canvas.can_undo())
+        self.redo_action.setEnabled(self.canvas.can_redo())
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def generate(self) -> int | None:
+        if not self.model.name and not self.model.loading:
+            self.show_error("Open a model first: File › Open checkpoint… (Ctrl+O).")
+            return None
+        sketch = self.canvas.to_array() if self.params.mode == SKETCH else None
+        request = self.params.make_request(init_image=sketch)
+        return self.controller.generate(request, self.gallery_dir)
+
+    def _on_images(self, job_id: int, images: list[FinishedImage]) -> None:
+        if images:
+            self.preview.set_image(array_to_qimage(images[0].array))
+        self.gallery.add_finished(images)
+
+    def load_model(self, path: str) -> None:
+        self.controller.load_model(path)
+
+    def _remember_model(self, path: str) -> None:
+        self.settings.last_model = path
+
+    def open_checkpoint(self) -> None:
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start, CHECKPOINT_FILTER)
+        if path:
+            self.load_model(path)
+
+    def open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image to sketch", "", IMAGE_FILTER)
+        if path:
+            self.load_image_file(path)
+
+    def load_image_file(self, path: str) -> None:
+        self._loader.load("sketch", path)  # decoded off the GUI thread
+
+    def paste_image(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.show_error("The clipboard holds no image to paste.")
+        else:
+            self.use_as_sketch(image)
+
+    def use_as_sketch(self, image: QImage) -> None:
+        self.canvas.set_image(image)
+        self.params.mode = SKETCH
+
+    def use_result_as_sketch(self) -> None:
+        image = self.preview.image()
+        if image is None:
+            self.show_error("There is no result yet to use as the sketch.")
+        else:
+            self.use_as_sketch(image)
+
+    def save_canvas(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save sketch", "sketch.png", "PNG (*.png)")
+        if path and not self.canvas.image().save(path, "PNG"):
+            self.show_error(f"The sketch could not be saved to {path}.")
+
+    def restore_parameters(self, text: str) -> None:
+        from engine.metadata import parse_parameters, request_from_parameters
+
+        self.params.update(request_from_parameters(parse_parameters(text)))
+        self.statusBar().showMessage("Settings restored from the picture.", 5000)
+
+    def open_gallery_folder(self) -> None:
+        self.gallery_dir.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.gallery_dir)))
+
+    def choose_gallery_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Gallery folder", str(self.gallery_dir))
+        if folder:
+            self.gallery_dir = Path(folder)
+            self.settings.gallery_dir = folder
+            self.gallery.set_folder(self.gallery_dir)
+
+    def show_error(self, message: str) -> None:
+        # Non-blocking: the person reads it while the app keeps working.
+        self.last_error = message
+        self.statusBar().showMessage(message.splitlines()[0], 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Latentdesk", message, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS)
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Latentdesk",
+            "<b>Latentdesk</b> 0.1<br>A desktop studio for Stable Diffusion 1.x: "
+            "prompt, sketch, preview, gallery. Everything runs on your own computer.",
+        )
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        if self.settings.geometry:
+            self.restoreGeometry(QByteArray.fromHex(self.settings.geometry.encode()))
+        else:
+            self.resize(1320, 860)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        self.controller.shutdown()
+        self.settings.geometry = bytes(self.saveGeometry().toHex()).decode()
+        self.settings.parameters = self.params.to_dict()
+        try:
+            save_settings(self.settings, self.settings_path)
+        except OSError as exc:
+            print(f"latentdesk: settings not saved: {exc}")
+        super().closeEvent(event)
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(4, 0, 4, 0)
+    layout.addWidget(QLabel(f"<b>{title}</b>"))
+    layout.addWidget(widget, 1)
+    return box
