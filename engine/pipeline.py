@@ -20,11 +20,11 @@ import torch
 from engine.api import MAX_SEED, GeneratedImage, GenerationRequest, GenerationResult, StepEvent
 from engine.errors import Cancelled, UnsupportedModelError
 from engine.loading.build import ModelBundle
-from engine.metadata import format_parameters, sampler_display_name
+from engine.metadata import format_parameters, sampler_display_name, schedule_display_name
 from engine.preview import latents_to_rgb, to_uint8_grid, to_uint8_images
 from engine.sampling.denoiser import CFGDenoiser, EpsDenoiser
 from engine.sampling.noise import NoiseSource
-from engine.sampling.samplers import SAMPLERS
+from engine.sampling.registry import SAMPLERS
 from engine.sampling.schedules import get_sigmas, sd_alphas_cumprod
 from engine.validate import validate_request
 
@@ -190,7 +190,7 @@ class _Run:
         settings: dict[str, object] = {
             "Steps": req.steps,
             "Sampler": sampler_display_name(req.sampler),
-            "Schedule type": req.schedule.capitalize(),
+            "Schedule type": schedule_display_name(req.schedule),
             "CFG scale": req.guidance_scale,
             "Seed": seed,
             "Size": f"{req.width}x{req.height}",

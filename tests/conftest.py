@@ -4,3 +4,10 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Keep CPU tests predictable on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# Tests never touch the user's real cache, config or pictures folders.
+import tempfile  # noqa: E402
+
+_sandbox = tempfile.mkdtemp(prefix="latentdesk-tests-")
+for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+    os.environ[_var] = os.path.join(_sandbox, _var.lower())
