@@ -1,0 +1,223 @@
+"""Writing PNGs into the gallery: atomically, with the A1111 ``parameters`` chunk.
+
+A file in the gallery is either absent or complete: the PNG is written to a hidden temp file
+(``.<name>.tmp``) in the same folder, fsync'd, then given its final name by a rename that never
+overwrites. Names sort by time and never collide, even with several processes saving into one
+folder at once::
+
+    20261122-030618-123456-1234-3fa9c2.png
+    UTC date-time, microseconds, seed (or ``stem``), random suffix
+
+UTC, not local time, so that daylight-saving changes cannot make names sort out of order.
+Temp files left behind by a crash start with ``.`` and end with ``.tmp``: listings skip them.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import EngineError
+
+# Attempts at a fresh name when another writer took ours between two calls.
+_NAME_ATTEMPTS = 100
+# os.link errors meaning "this file system has no hard links" (not "the name is taken").
+_NO_HARD_LINKS = {
+    getattr(errno, name)
+    for name in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "ENOSYS")
+    if hasattr(errno, name)
+}
+
+
+class OutputError(EngineError):
+    """An image could not be saved. The message names the place, the cause and a remedy."""
+
+    def __init__(self, message: str, path: Path | None = None, error_number: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.error_number = error_number
+
+
+def encode_png(image: np.ndarray, parameters: str) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 image carrying ``parameters`` as a text chunk
+    (tEXt when the text is Latin-1, iTXt otherwise: Pillow chooses)."""
+    from PIL import Image, PngImagePlugin
+
+    _check_image(image)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", parameters)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def save_png(
+    folder: str | os.PathLike[str], image: np.ndarray, parameters: str, *, stem: str | None = None
+) -> Path:
+    """Save into ``folder`` (created if needed) under a new time-sorted name; returns the path.
+
+    ``stem`` labels the file (default: the Seed found in ``parameters``). Raises OutputError.
+    """
+    folder = Path(folder)
+    data = encode_png(image, parameters)
+    label = _label(stem, parameters)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = _write_temp(folder, data)
+        try:
+            final = _link_new_name(temp, folder, label)
+        finally:
+            _remove_quietly(temp)
+        _sync_folder(folder)
+    except OSError as error:
+        raise _output_error(folder, error) from error
+    return final
+
+
+def save_png_to(path: str | os.PathLike[str], image: np.ndarray, parameters: str) -> Path:
+    """Save to exactly ``path`` (Save as...), atomically replacing a file already there."""
+    path = Path(path)
+    data = encode_png(image, parameters)
+    try:
+        temp = _write_temp(path.parent, data)
+        try:
+            os.replace(temp, path)
+        except OSError:
+            _remove_quietly(temp)
+            raise
+        _sync_folder(path.parent)
+    except OSError as error:
+        raise _output_error(path, error) from error
+    return path
+
+
+def file_name(label: str, now: datetime | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-ffffff[-label]-<random>.png``; the fixed-width time sorts first."""
+    now = now or datetime.now(timezone.utc)
+    parts = [now.strftime("%Y%m%d-%H%M%S-%f")]
+    if label:
+        parts.append(label)
+    parts.append(secrets.token_hex(3))
+    return "-".join(parts) + ".png"
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise TypeError("image must be a uint8 numpy array")
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
+
+
+def _label(stem: str | None, parameters: str) -> str:
+    if stem is None:
+        match = re.search(r"(?:^|, )Seed: (\d{1,20})(?:,|$)", parameters, re.MULTILINE)
+        stem = match.group(1) if match else ""
+    # Only characters every file system accepts; long labels would make unwieldy names.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._")[:40]
+
+
+def _write_temp(folder: Path, data: bytes) -> Path:
+    """``data`` in a new hidden file in ``folder``, flushed to disk; removed again on failure."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(_NAME_ATTEMPTS):
+        temp = folder / f".{secrets.token_hex(8)}.tmp"
+        try:
+            fd = os.open(temp, flags, 0o644)
+        except FileExistsError:
+            continue
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _remove_quietly(temp)
+            raise
+        os.close(fd)
+        return temp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _link_new_name(temp: Path, folder: Path, label: str) -> Path:
+    """Give ``temp``'s content a fresh name in ``folder`` without ever overwriting a file."""
+    for _ in range(_NAME_ATTEMPTS):
+        final = folder / file_name(label)
+        try:
+            _no_clobber_rename(temp, final)
+        except FileExistsError:
+            continue
+        return final
+    raise FileExistsError(errno.EEXIST, "no free file name after many attempts", str(folder))
+
+
+def _no_clobber_rename(temp: Path, final: Path) -> None:
+    """A hard link fails if ``final`` exists, atomically. File systems without hard links
+    (FAT, some network shares) get an O_EXCL reservation that the rename then replaces."""
+    try:
+        os.link(temp, final)
+        return
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+    os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    try:
+        os.replace(temp, final)
+    except OSError:
+        _remove_quietly(final)  # our empty reservation, not someone else's file
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass  # already renamed onto its final name, or never created
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the new directory entry durable too. Not possible on Windows: skipped there."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+_REASONS = {
+    errno.ENOSPC: ("the disk is full", "Free some space or choose another output folder."),
+    getattr(errno, "EDQUOT", -1): ("the disk quota is used up", "Free some space."),
+    errno.EACCES: ("permission denied", "Choose a folder you can write to."),
+    errno.EPERM: ("permission denied", "Choose a folder you can write to."),
+    errno.EROFS: ("the disk is read-only", "Choose a folder on a writable disk."),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "Choose another folder."),
+    errno.EEXIST: ("a file with that name is in the way", "Choose another folder."),
+    errno.ENOENT: ("the folder does not exist", "Choose an existing folder."),
+}
+
+
+def _output_error(place: Path, error: OSError) -> OutputError:
+    reason, remedy = _REASONS.get(
+        error.errno or 0, (error.strerror or str(error), "Check the output folder in Settings.")
+    )
+    message = f"Could not save the image to {str(place)!r}: {reason}. {remedy}"
+    return OutputError(message, path=place, error_number=error.errno)
