@@ -18,8 +18,9 @@ def timestep_embedding(
     that a checkpoint lacks and can be built on the meta device.
     """
     half = dim // 2
-    exponent = torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
-    freqs = torch.exp(-math.log(max_period) * exponent)  # (half,)
+    steps = torch.arange(half, dtype=torch.float32, device=timesteps.device)  # (half,)
+    # Same operation order as the reference: at t ~ 1000, float32 rounding shows otherwise.
+    freqs = torch.exp(-math.log(max_period) * steps / half)  # (half,)
     args = timesteps.float()[:, None] * freqs[None]  # (B, half)
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
     if dim % 2:
