@@ -36,6 +36,8 @@ def text_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> CLIPTextCo
         intermediate, _ = flat["encoder.layers.0.mlp.fc1.weight"]
     except KeyError as e:
         raise MissingComponentError(f"The text encoder is incomplete: no tensor {e}.") from e
+    except ValueError as e:  # a tensor of the wrong rank
+        raise CorruptCheckpointError(f"The text encoder's tensors have odd shapes: {e}.") from e
     layers = 1 + max(int(m.group(1)) for k in flat if (m := _LAYER_KEY.match(k)))
     return CLIPTextConfig(
         vocab_size=vocab,

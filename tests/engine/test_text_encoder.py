@@ -173,6 +173,12 @@ def test_damaged_text_encoders_are_reported(checkpoint):
     no_embedding = {k: v for k, v in checkpoint.items() if "token_embedding" not in k}
     with pytest.raises(MissingComponentError, match="token_embedding"):
         TextEncoder.from_state_dict(no_embedding, prefix=TRANSFORMER_PREFIX)
+    flat_embedding = {
+        **checkpoint,
+        CLIP_PREFIX + "embeddings.token_embedding.weight": torch.zeros(9),
+    }
+    with pytest.raises(CorruptCheckpointError, match="odd shapes"):
+        TextEncoder.from_state_dict(flat_embedding, prefix=TRANSFORMER_PREFIX)
     key = CLIP_PREFIX + "encoder.layers.0.self_attn.q_proj.weight"
     wrong_shape = {**checkpoint, key: torch.zeros(64, 32)}
     with pytest.raises(CorruptCheckpointError):
