@@ -88,6 +88,7 @@ class CFGDenoiser:
         if self.scale == 1.0:
             # The unconditional half would be multiplied by zero: skip it, half the cost.
             return self.denoiser(x, sigma, cond)
+        assert self.uncond is not None  # checked in __init__
         uncond = _match_batch(self.uncond, batch)  # (B, T, D)
         x_in = torch.cat([x, x])  # (2B, C, H, W)
         sigma_in = torch.cat([sigma, sigma])  # (2B,)
