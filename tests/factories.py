@@ -12,10 +12,12 @@ Shared by every engine and app test; keep the API small and stable:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
@@ -114,15 +116,20 @@ def _schedule_buffers() -> dict[str, torch.Tensor]:
     return {"betas": betas.float(), "alphas_cumprod": alphas_cumprod.float()}
 
 
+@functools.cache
+def _tiny_sd1_shapes(inpainting: bool) -> Mapping[str, tuple[int, ...]]:
+    # Cached: building CLIP, even on meta, costs more than drawing the random weights.
+    unet_cfg = TINY_UNET_INPAINT if inpainting else TINY_UNET
+    shapes = _meta_shapes(UNetModel, unet_cfg, UNET_PREFIX)
+    shapes |= _meta_shapes(AutoencoderKL, TINY_VAE, VAE_PREFIX)
+    return MappingProxyType(shapes | _clip_shapes())
+
+
 def tiny_sd1_state_dict(
     seed: int = 0, inpainting: bool = False, dtype: torch.dtype = torch.float32
 ) -> dict[str, torch.Tensor]:
     """A whole tiny SD 1.x checkpoint as a single file holds it: UNet, VAE, CLIP, schedule."""
-    unet_cfg = TINY_UNET_INPAINT if inpainting else TINY_UNET
-    shapes = _meta_shapes(UNetModel, unet_cfg, UNET_PREFIX)
-    shapes |= _meta_shapes(AutoencoderKL, TINY_VAE, VAE_PREFIX)
-    shapes |= _clip_shapes()
-    sd = random_weights(shapes, seed, dtype)
+    sd = random_weights(_tiny_sd1_shapes(inpainting), seed, dtype)
     # Many real files carry CLIP's position ids (int64); loaders must tolerate them.
     sd[CLIP_PREFIX + "embeddings.position_ids"] = torch.arange(77).unsqueeze(0)  # (1, 77)
     sd |= {k: v.to(dtype) for k, v in _schedule_buffers().items()}

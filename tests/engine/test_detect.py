@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
@@ -23,6 +24,7 @@ from tests.factories import (
     shapes_of,
     strip_prefix,
     tiny_sd1_state_dict,
+    write_checkpoint,
 )
 
 needs_reference = pytest.mark.skipif(
@@ -83,6 +85,27 @@ def test_vae_with_linear_attention_weights_is_recognised() -> None:
     shapes = meta_shapes(AutoencoderKL, TINY_VAE)
     shapes = {k: (s[:2] if ".attn_1." in k and len(s) == 4 else s) for k, s in shapes.items()}
     assert vae_config_from_shapes(shapes) == TINY_VAE
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_written_checkpoint_detects_from_its_header(tmp_path, suffix: str) -> None:
+    """What a loader sees: safetensors header shapes, or the ckpt's wrapped ``state_dict``."""
+    sd = tiny_sd1_state_dict(seed=1, dtype=torch.float16)
+    path = write_checkpoint(sd, tmp_path / f"tiny{suffix}")
+    if suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        loaded = load_file(str(path))
+    else:
+        loaded = torch.load(path, weights_only=True)["state_dict"]
+        shapes = shapes_of(loaded)
+    assert shapes == shapes_of(sd)
+    assert detect_family(shapes) == "sd1"
+    assert all(torch.equal(loaded[k], v) for k, v in sd.items())
+    assert loaded[UNET_PREFIX + "out.2.weight"].dtype == torch.float16
+    assert loaded[CLIP_PREFIX + "embeddings.position_ids"].dtype == torch.int64
 
 
 def test_missing_unet_stem_is_reported(tiny_shapes) -> None:
