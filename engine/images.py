@@ -72,7 +72,7 @@ def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def _describe(source: object) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "the dropped image"
-    return repr(Path(source).name)  # type: ignore[arg-type]
+    return repr(str(Path(source)))  # type: ignore[arg-type]
 
 
 def _open(source: str | os.PathLike[str] | bytes, name: str) -> Any:
@@ -87,7 +87,7 @@ def _open(source: str | os.PathLike[str] | bytes, name: str) -> Any:
             "Scale it down in an image editor first."
         ) from error
     except FileNotFoundError as error:
-        raise ImageError(f"The image {name} does not exist ({source}).") from error
+        raise ImageError(f"The image {name} does not exist. Check the path.") from error
     except IsADirectoryError as error:
         raise ImageError(f"{name} is a folder, not an image file. Choose a file.") from error
     except PermissionError as error:

@@ -35,6 +35,7 @@ import io
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -374,8 +375,11 @@ def read_png_parameters(source: str | os.PathLike[str] | bytes | BinaryIO) -> st
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
-        with Image.open(source) as image:
-            return _parameters_of(image)
+        with warnings.catch_warnings():
+            # Only the header is read (pixels only up to 64 MP): a huge image is no danger here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                return _parameters_of(image)
     except Exception:  # any broken file means "no parameters": never a crash
         return None
 

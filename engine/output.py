@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EngineError
+from engine.metadata import parse_parameters
 
 # Attempts at a fresh name when another writer took ours between two calls.
 _NAME_ATTEMPTS = 100
@@ -52,14 +53,21 @@ def encode_png(image: np.ndarray, parameters: str) -> bytes:
 
     _check_image(image)
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", parameters)
+    # A lone surrogate (from a broken clipboard paste) cannot be stored as UTF-8: replace it
+    # rather than lose the image.
+    text = parameters.encode("utf-8", errors="replace").decode("utf-8")
+    info.add_text("parameters", text)
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
 def save_png(
-    folder: str | os.PathLike[str], image: np.ndarray, parameters: str, *, stem: str | None = None
+    folder: str | os.PathLike[str],
+    image: np.ndarray,
+    parameters: str,
+    *,
+    stem: str | int | None = None,
 ) -> Path:
     """Save into ``folder`` (created if needed) under a new time-sorted name; returns the path.
 
@@ -115,12 +123,12 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
 
 
-def _label(stem: str | None, parameters: str) -> str:
+def _label(stem: str | int | None, parameters: str) -> str:
     if stem is None:
-        match = re.search(r"(?:^|, )Seed: (\d{1,20})(?:,|$)", parameters, re.MULTILINE)
-        stem = match.group(1) if match else ""
+        seed = parse_parameters(parameters).settings.get("Seed", "")
+        stem = seed if seed.isdigit() else ""
     # Only characters every file system accepts; long labels would make unwieldy names.
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._")[:40]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(stem)).strip("._")[:40]
 
 
 def _write_temp(folder: Path, data: bytes) -> Path:

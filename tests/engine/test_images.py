@@ -139,7 +139,7 @@ def test_truncated_file(tmp_path: Path) -> None:
     data = _png(Image.fromarray(noise))
     path = tmp_path / "cut.png"
     path.write_bytes(data[: len(data) * 6 // 10])
-    with pytest.raises(ImageError, match=r"'cut.png' is damaged or incomplete.*choose another"):
+    with pytest.raises(ImageError, match=r"cut.png' is damaged or incomplete.*choose another"):
         load_image(path)
 
 
@@ -147,7 +147,7 @@ def test_truncated_file(tmp_path: Path) -> None:
 def test_not_an_image(data: bytes, tmp_path: Path) -> None:
     path = tmp_path / "notes.png"
     path.write_bytes(data)
-    with pytest.raises(ImageError, match="'notes.png' is not an image"):
+    with pytest.raises(ImageError, match="notes.png' is not an image"):
         load_image(path)
     with pytest.raises(ImageError, match="dropped image"):
         load_image(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import warnings
 import zlib
 
 import pytest
@@ -386,6 +387,16 @@ def test_read_parameters_from_exif_user_comment(fmt: str, encoding: str) -> None
 )
 def test_read_png_parameters_gives_none_for_bad_or_bare_files(data: bytes) -> None:
     assert read_png_parameters(data) is None
+
+
+def test_read_png_parameters_of_a_huge_image_reads_only_the_header() -> None:
+    data = bytearray(_png_bytes("big\nSteps: 2"))
+    data[16:24] = struct.pack(">II", 10000, 10000)  # 100 MP claimed: Pillow would warn
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_png_parameters(bytes(data)) == "big\nSteps: 2"
+    assert caught == []
 
 
 def test_read_png_parameters_gives_none_for_missing_file(tmp_path) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from engine import output
 from engine.errors import EngineError
-from engine.metadata import read_png_parameters
+from engine.metadata import format_parameters, read_png_parameters
 from engine.output import OutputError, encode_png, save_png, save_png_to
 
 NAME_RE = re.compile(r"^\d{8}-\d{6}-\d{6}(-[A-Za-z0-9_.-]+)?-[0-9a-f]{6}\.png$")
@@ -67,6 +69,24 @@ def test_stem_labels_the_file_and_is_sanitised(tmp_path: Path) -> None:
     assert "-my_.._odd_name-" in path.name and path.parent == tmp_path
     bare = save_png(tmp_path, _image(), "no settings here")
     assert NAME_RE.match(bare.name) and bare.name.count("-") == 3
+
+
+def test_seed_stem_and_prompt_lookalikes(tmp_path: Path) -> None:
+    assert "-77-" in save_png(tmp_path, _image(), PARAMS, stem=77).name
+    tricky = "Seed: 999\nSteps: 2, Seed: 31"  # the prompt's "Seed" is not the seed
+    assert "-31-" in save_png(tmp_path, _image(), tricky).name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=20))
+def test_any_prompt_survives_the_png(prompt: str, negative: str) -> None:
+    text = format_parameters(prompt, negative, {"Steps": 3, "Seed": 1})
+    assert read_png_parameters(encode_png(_image(height=2, width=2), text)) == text
+
+
+def test_lone_surrogate_is_replaced_not_fatal() -> None:
+    data = encode_png(_image(), "bad \udc80 paste\nSteps: 1")
+    assert read_png_parameters(data) == "bad ? paste\nSteps: 1"
 
 
 def test_taken_name_is_never_overwritten(tmp_path: Path, monkeypatch) -> None:
