@@ -23,6 +23,11 @@ INPAINT_CHANNELS = 9  # 4 noisy latents + 1 mask + 4 masked-image latents
 # A CLIP text encoder saved alone, with or without the SD prefix, old or new transformers layout.
 _TEXT_ENCODER_PREFIXES = ("cond_stage_model.", "text_model.", "embeddings.", "encoder.layers.")
 
+# kohya ("lora_down."), old diffusers ("to_q_lora.down."), PEFT ("lora_A."), LyCORIS variants.
+_LORA_MARKERS = ("lora_down.", "lora.down.", ".lora_A.", ".hada_w1_a", ".lokr_w1")
+# Textual-inversion files: A1111 .pt/.safetensors ("string_to_param", "emb_params"), SDXL pairs.
+_EMBEDDING_KEYS = ("string_to_param.", "emb_params", "clip_l", "clip_g")
+
 _LOAD_A_CHECKPOINT = "Load a full Stable Diffusion 1.x checkpoint (such as v1-5-pruned-emaonly)"
 
 
@@ -142,12 +147,17 @@ def _any(shapes: Shapes, *, prefix: tuple[str, ...] = (), contains: tuple[str, .
 
 
 def _reject_non_checkpoints(shapes: Shapes) -> None:
-    """Files people mistake for checkpoints: LoRAs, ControlNets, lone VAEs and text encoders."""
-    if _any(shapes, prefix=("lora_unet_", "lora_te"), contains=(".lora_down.", ".lora_A.")):
+    """Files people mistake for checkpoints: LoRAs, embeddings, ControlNets, lone components."""
+    if _any(shapes, prefix=("lora_unet_", "lora_te"), contains=_LORA_MARKERS):
         raise NotACheckpointError(
             "This is a LoRA, not a checkpoint: it only modifies a model. "
             + _LOAD_A_CHECKPOINT
             + " and apply the LoRA on top of it."
+        )
+    if _any(shapes, prefix=_EMBEDDING_KEYS):
+        raise NotACheckpointError(
+            "This is a textual-inversion embedding, not a checkpoint: it adds a word to a "
+            f"model's vocabulary. {_LOAD_A_CHECKPOINT} and use the embedding with it."
         )
     if _any(shapes, prefix=("control_model.",), contains=("input_hint_block.", "zero_convs.")):
         raise NotACheckpointError(

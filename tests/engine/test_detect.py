@@ -154,6 +154,10 @@ def _replace_unet(unet_list: str) -> dict:
     return shapes | reference_shapes(unet_list, UNET_PREFIX)
 
 
+OLD_DIFFUSERS_LORA_KEY = (
+    "unet.mid_block.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight"
+)
+
 REJECTED = {
     "lora": (lambda: reference_shapes("LoRA-v1-UNET"), NotACheckpointError, "LoRA"),
     "lora-alpha": (
@@ -189,6 +193,31 @@ REJECTED = {
         "only a text encoder",
     ),
     "unet-only": (lambda: reference_shapes("UNET-v1-SD"), NotACheckpointError, "only a UNet"),
+    "lora-diffusers": (
+        lambda: {
+            "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": (
+                4,
+                320,
+            )
+        },
+        NotACheckpointError,
+        "LoRA",
+    ),
+    "lora-diffusers-old": (
+        lambda: {OLD_DIFFUSERS_LORA_KEY: (4, 1280)},
+        NotACheckpointError,
+        "LoRA",
+    ),
+    "textual-inversion": (
+        lambda: {"emb_params": (2, 768)},
+        NotACheckpointError,
+        "textual-inversion embedding",
+    ),
+    "textual-inversion-pt": (
+        lambda: {"string_to_param.*": (1, 768)},
+        NotACheckpointError,
+        "textual-inversion embedding",
+    ),
     "unrelated": (lambda: {"model.0.weight": (64, 3, 3, 3)}, NotACheckpointError, "not a Stable"),
     "sd2": (_sd2, UnsupportedModelError, "2.x"),
     "sd2-unet-with-sd1-parts": (lambda: _replace_unet("UNET-v2-SD"), UnsupportedModelError, "2.x"),
