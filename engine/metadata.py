@@ -76,7 +76,6 @@ KNOWN_KEYS = frozenset(
         "Batch pos",
         "Distilled CFG Scale",
         "Module 1",
-        "Latentdesk img2img steps",
     }
 )
 
@@ -322,6 +321,9 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     sampler_name = settings.get("Sampler", "")
     _put(fields, "sampler", sampler_from_display(sampler_name))
     _put(fields, "schedule", _schedule_of(sampler_name, settings.get("Schedule type")))
+    if fields.get("sampler") == "ddim":  # A1111 writes "Eta DDIM"; we write "Eta"
+        eta = settings.get("Eta DDIM", settings.get("Eta"))
+        _put(fields, "eta", _float_in(eta, 0.0, 1.0))
     fields.update(_size_of(settings.get("Size")))
     return fields
 

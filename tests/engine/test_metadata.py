@@ -314,6 +314,15 @@ def test_request_fields_apply_to_a_request() -> None:
     assert request.sampler == "ddim"
 
 
+def test_ddim_eta_is_recovered_only_for_ddim() -> None:
+    ddim = parse_parameters("p\nSteps: 9, Sampler: DDIM, Eta DDIM: 0.3")
+    assert request_from_parameters(ddim)["eta"] == 0.3
+    ours = parse_parameters(format_parameters("p", "", {"Steps": 9, "Sampler": "DDIM", "Eta": 1}))
+    assert request_from_parameters(ours)["eta"] == 1.0
+    euler = parse_parameters("p\nSteps: 9, Sampler: Euler a, Eta: 0.5")
+    assert "eta" not in request_from_parameters(euler)
+
+
 def test_sampler_and_schedule_names_round_trip() -> None:
     for ident in SAMPLERS:
         assert sampler_from_display(sampler_display_name(ident)) == ident
