@@ -98,7 +98,7 @@ def test_ctrl_c_stops_cleanly_with_no_partial_file(ckpt, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
-    while time.time() < deadline and not (out.exists() and any(out.glob("*.png"))):
+    while proc.poll() is None and time.time() < deadline and not any(out.glob("*.png")):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -106,5 +106,7 @@ def test_batch_image_reproduces_alone(engine):
     alone = engine.generate(GenerationRequest(PROMPT, width=SIZE, height=SIZE, steps=4,
                                               seed=101, sampler="euler_a"))
     assert [img.seed for img in batch.images] == [100, 101]
-    assert np.array_equal(batch.images[1].image, alone.images[0].image)
+    # Same noise stream; only float rounding of the batched matmuls may differ.
+    diff = np.abs(batch.images[1].image.astype(int) - alone.images[0].image.astype(int))
+    assert diff.max() <= 2
     assert not np.array_equal(batch.images[0].image, batch.images[1].image)
