@@ -12,6 +12,7 @@ from app.settings import Settings
 from app.viewmodel import SKETCH
 from app.window import MainWindow
 from tests.app.fake_engine import FakeEngine, MemorySaver, write_fake_checkpoint
+from tests.app.qt_helpers import dismiss_messages
 
 
 @pytest.fixture
@@ -143,8 +144,11 @@ def test_bad_model_gives_a_message_and_the_app_stays_usable(qtbot, window, tmp_p
         window.load_model(str(bad))
     assert "broken.safetensors" in window.last_error
     window.params.update({"prompt": "still works", "steps": 2, "width": 64, "height": 64})
+    dismiss_messages(qtbot, window)
     with qtbot.wait_signal(window.controller.images_finished, timeout=5000):
-        window.generate()
+        qtbot.keyClick(
+            window.controls.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+        )
 
 
 def test_generate_without_model_explains(qtbot, fake, tmp_path):

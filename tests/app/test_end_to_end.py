@@ -1,0 +1,94 @@
+"""The real engine drives the window: a tiny random checkpoint, the same code path as real files."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.settings import Settings
+from app.viewmodel import SKETCH
+from app.window import MainWindow
+from engine.metadata import read_png_parameters
+from tests.app.qt_helpers import dismiss_messages
+
+factories = pytest.importorskip("tests.factories")
+
+SLOW = 120_000  # ms; the test machine is shared, a tiny model still takes seconds per image
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny-sd1.safetensors"
+    return factories.write_checkpoint(factories.tiny_sd1_state_dict(), path)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, checkpoint):
+    w = MainWindow(Settings(), tmp_path / "gallery", settings_path=tmp_path / "settings.json")
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.wait_signal(w.controller.model_loaded, timeout=SLOW):
+        w.load_model(str(checkpoint))
+    yield w
+    w.close()
+
+
+def _generate(qtbot, window, **values):
+    window.params.update({"steps": 2, "width": 64, "height": 64, **values})
+    previews = []
+    window.controller.preview_ready.connect(lambda job, image: previews.append(image.size()))
+    with qtbot.wait_signal(window.controller.images_finished, timeout=SLOW) as done:
+        qtbot.keyClick(
+            window.controls.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+        )
+    return previews, done.args[1]
+
+
+def test_txt2img_saves_a_png_with_prompt_and_seed(qtbot, window, tmp_path):
+    assert window.model.name == "tiny-sd1"
+    previews, images = _generate(qtbot, window, prompt="a tiny red house", seed=1234)
+    assert previews, "no preview arrived during sampling"
+    path = images[0].path
+    assert path is not None and path.parent == tmp_path / "gallery" and path.suffix == ".png"
+    text = read_png_parameters(path)
+    assert text.startswith("a tiny red house\n") and "Seed: 1234" in text
+    assert window.gallery.entries()[0].path == path
+    assert window.preview.image().size().width() == 64
+
+    # Double-clicking it in the gallery restores its settings into the controls.
+    window.params.update({"prompt": "something else", "seed": 5, "steps": 30})
+    item = window.gallery.item(0)
+    rect = window.gallery.visualItemRect(item)
+    viewport = window.gallery.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.controls.prompt.toPlainText() == "a tiny red house"
+    assert window.controls.seed.value() == 1234 and window.params.steps == 2
+
+
+def test_sketch_to_image_uses_the_canvas(qtbot, window):
+    window.canvas.set_canvas_size(64, 64)
+    window.canvas.fill_background()
+    window.controls.mode.setCurrentIndex(window.controls.mode.findData(SKETCH))
+    window.controls.strength.set_value(0.5)
+    previews, images = _generate(qtbot, window, prompt="a sketch of a tree", seed=7)
+    assert previews
+    text = read_png_parameters(images[0].path)
+    assert "a sketch of a tree" in text and "Seed: 7" in text
+    assert "Denoising strength: 0.5" in text
+
+
+def test_bad_model_file_keeps_the_app_usable(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    with qtbot.wait_signal(window.controller.error, timeout=SLOW):
+        window.load_model(str(bad))
+    assert "broken.safetensors" in window.last_error
+    assert window.model.name == "tiny-sd1" and not window.model.loading
+    missing = tmp_path / "nowhere.safetensors"
+    with qtbot.wait_signal(window.controller.error, timeout=SLOW):
+        window.load_model(str(missing))
+    assert "nowhere.safetensors" in window.last_error
+    dismiss_messages(qtbot, window)
+    _, images = _generate(qtbot, window, prompt="still fine", seed=1)
+    assert images[0].path is not None

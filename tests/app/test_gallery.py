@@ -1,0 +1,98 @@
+"""The gallery strip: newest first, restore, delete with confirmation, unsaved images kept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.gallery import GalleryStrip, list_images
+from app.jobs import FinishedImage
+from engine.metadata import read_png_parameters
+from engine.output import save_png
+
+PARAMS = (
+    "a quiet harbour\nNegative prompt: fog\n"
+    "Steps: 12, Sampler: Euler a, CFG scale: 5.5, Seed: 99, Size: 64x96"
+)
+
+
+def _png(folder: Path, value: int, parameters: str, mtime: float) -> Path:
+    image = np.full((96, 64, 3), value, np.uint8)
+    path = save_png(folder, image, parameters)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def strip(qtbot):
+    s = GalleryStrip()
+    qtbot.addWidget(s)
+    s.show()
+    return s
+
+
+def test_lists_newest_first_and_loads_thumbnails(qtbot, strip, tmp_path):
+    old = _png(tmp_path, 10, "old", 1_000_000)
+    new = _png(tmp_path, 200, "new", 2_000_000)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert list_images(tmp_path) == [new, old]
+    strip.set_folder(tmp_path)
+    assert [e.path for e in strip.entries()] == [new, old]
+
+    def thumb_is_bright():
+        icon = strip.item(0).icon().pixmap(96).toImage()
+        return icon.pixelColor(icon.width() // 2, icon.height() // 2).red() > 150
+
+    qtbot.wait_until(thumb_is_bright, timeout=5000)
+
+
+def test_double_click_gives_parameters_and_click_the_full_image(qtbot, strip, tmp_path):
+    _png(tmp_path, 30, PARAMS, 1_000_000)
+    strip.set_folder(tmp_path)
+    item = strip.item(0)
+    with qtbot.wait_signal(strip.parameters_chosen) as restored:
+        strip.itemDoubleClicked.emit(item)
+    assert restored.args[0] == PARAMS
+    with qtbot.wait_signal(strip.image_chosen, timeout=5000) as shown:
+        strip.itemClicked.emit(item)
+    assert (shown.args[0].width(), shown.args[0].height()) == (64, 96)
+
+
+def test_delete_asks_first(qtbot, strip, tmp_path, monkeypatch):
+    path = _png(tmp_path, 30, PARAMS, 1_000_000)
+    strip.set_folder(tmp_path)
+    answers = iter([False, True])
+    monkeypatch.setattr(strip, "confirm", lambda question: next(answers))
+    strip.delete(strip.item(0))
+    assert path.exists() and strip.count() == 1
+    strip.delete(strip.item(0))
+    assert not path.exists() and strip.count() == 0
+
+
+def test_unsaved_image_stays_and_can_be_saved_as(qtbot, strip, tmp_path):
+    strip.set_folder(tmp_path)
+    array = np.full((64, 64, 3), 77, np.uint8)
+    strip.add_finished([FinishedImage(array, 5, PARAMS, None, "disk full")])
+    assert strip.entries()[0].path is None
+    strip.set_folder(tmp_path)  # a refresh must not lose it
+    assert strip.count() == 1
+    target = tmp_path / "kept.png"
+    strip.save_as(strip.item(0), str(target))
+    assert strip.entries()[0].path == target
+    assert read_png_parameters(target) == PARAMS
+
+
+def test_menu_offers_save_as_only_for_unsaved(qtbot, strip, tmp_path):
+    _png(tmp_path, 30, PARAMS, 1_000_000)
+    strip.set_folder(tmp_path)
+    array = np.zeros((64, 64, 3), np.uint8)
+    strip.add_finished([FinishedImage(array, 5, PARAMS, None, "disk full")])
+    unsaved_menu = [a.text() for a in strip.build_menu(strip.item(0)).actions()]
+    saved_menu = [a.text() for a in strip.build_menu(strip.item(1)).actions()]
+    assert "Save as…" in unsaved_menu and "Save as…" not in saved_menu
+    for wanted in ("Open file location", "Copy image", "Copy parameters", "Use as sketch"):
+        assert wanted in saved_menu
+    assert "Delete…" in saved_menu
