@@ -223,3 +223,26 @@ def test_half_precision_vae_retries_in_float32_on_nan(ckpt, monkeypatch):
     assert bundle.vae_dtype == torch.float32
     assert next(bundle.vae.parameters()).dtype == torch.float32
     assert image.std() > 0
+
+
+def test_diffusers_folder_gives_the_single_file_image(engine, tmp_path):
+    import json
+
+    from tests.engine import reference
+    from tests.factories import TINY_UNET, TINY_VAE, tiny_clip_config
+
+    sd = tiny_sd1_state_dict(seed=1)  # the same weights as the `engine` fixture's file
+    folder = tmp_path / "tiny-diffusers"
+    reference.diffusers_unet(sd, TINY_UNET, TINY_VAE).save_pretrained(folder / "unet")
+    reference.diffusers_vae(sd, TINY_UNET, TINY_VAE).save_pretrained(folder / "vae")
+    reference.transformers_text_encoder(sd, tiny_clip_config()).save_pretrained(
+        folder / "text_encoder"
+    )
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    eng = Engine(device="cpu", precision="full")
+    info = eng.load_model(folder)
+    assert info.name == "tiny-diffusers" and info.family == "sd1"
+    ours = eng.generate(_req()).images[0]
+    ref = engine.generate(_req()).images[0]
+    assert np.abs(ours.image.astype(int) - ref.image.astype(int)).max() <= 1
+    assert "Model hash" not in ours.parameters
