@@ -37,10 +37,18 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--prompt", default="", help="what to draw")
     p.add_argument("--negative-prompt", default="", help="what to avoid")
     p.add_argument("--from-file", type=Path, help="one prompt per line; runs each in turn")
-    p.add_argument("--ckpt", required=True, type=Path, help=".safetensors, .ckpt or diffusers folder")
+    p.add_argument(
+        "--ckpt", required=True, type=Path, help=".safetensors, .ckpt or diffusers folder"
+    )
     p.add_argument("--outdir", type=Path, default=Path(f"outputs/{mode}-samples"))
-    p.add_argument("--steps", "--ddim_steps", dest="steps", type=int, default=None,
-                   help="sampling steps (default 25; 50 with --plms/--sampler ddim)")
+    p.add_argument(
+        "--steps",
+        "--ddim_steps",
+        dest="steps",
+        type=int,
+        default=None,
+        help="sampling steps (default 25; 50 with --plms/--sampler ddim)",
+    )
     p.add_argument("--scale", type=float, default=7.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=None, help="random when omitted; printed")
     p.add_argument("--H", type=int, default=512, help="height in pixels (multiple of 8)")
@@ -52,8 +60,11 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--ddim_eta", "--eta", dest="eta", type=float, default=0.0)
     p.add_argument("--schedule", choices=SCHEDULES, default=None, help="default karras")
     p.add_argument("--clip-skip", type=int, default=1)
-    p.add_argument("--precision", default="auto",
-                   choices=("auto", "autocast", "full", "float16", "bfloat16", "float32"))
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "autocast", "full", "float16", "bfloat16", "float32"),
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     if mode == "img2img":
@@ -114,8 +125,13 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
         validate_request(request)
     engine = Engine(device=args.device, precision=args.precision)
     info = engine.load_model(args.ckpt)
-    summary: dict = {"model": info.name, "device": info.device, "dtype": info.dtype,
-                     "timings": {"load": info.load_seconds}, "images": []}
+    summary: dict = {
+        "model": info.name,
+        "device": info.device,
+        "dtype": info.dtype,
+        "timings": {"load": info.load_seconds},
+        "images": [],
+    }
     for request in requests:
         # One batch per call so every finished image is on disk before the next batch starts:
         # Ctrl+C or a crash loses at most the batch in progress.

@@ -59,8 +59,12 @@ def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
         raise InvalidRequestError(
             f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}."
         )
-    explicit = {"full": torch.float32, "float32": torch.float32, "float16": torch.float16,
-                "bfloat16": torch.bfloat16}
+    explicit = {
+        "full": torch.float32,
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+    }
     if precision in explicit:
         return explicit[precision]
     if device.type in ("cuda", "mps"):

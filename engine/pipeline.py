@@ -71,7 +71,15 @@ def resolve_seeds(request: GenerationRequest) -> list[int]:
 class _Run:
     """One job: holds the state shared by its batches so each method stays short."""
 
-    def __init__(self, bundle, request, label, on_step, cancel, job_id):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        request: GenerationRequest,
+        label: ModelLabel,
+        on_step: StepCallback | None,
+        cancel: threading.Event,
+        job_id: int,
+    ) -> None:
         self.bundle: ModelBundle = bundle
         self.req: GenerationRequest = request
         self.label: ModelLabel = label
@@ -110,6 +118,7 @@ class _Run:
         from engine.images import fit_image
 
         req, bundle = self.req, self.bundle
+        assert req.init_image is not None
         pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
         x = (x / 255.0 * 2.0 - 1.0).to(bundle.device, bundle.vae_dtype)  # (1, 3, H, W)

@@ -53,9 +53,7 @@ def validate_side(name: str, value: object) -> None:
     assert isinstance(value, int)
     if value % 8:
         low, high = value // 8 * 8, value // 8 * 8 + 8
-        raise InvalidRequestError(
-            f"{name} {value} is not a multiple of 8: use {low} or {high}."
-        )
+        raise InvalidRequestError(f"{name} {value} is not a multiple of 8: use {low} or {high}.")
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

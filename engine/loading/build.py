@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
 
 Progress = Callable[[float, str], None]
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass
@@ -112,13 +114,13 @@ def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 
 
 def assign_weights(
-    factory: Callable[[object], nn.Module],
+    factory: Callable[[Any], M],
     config: object,
     sd: dict[str, torch.Tensor],
     device: torch.device,
     dtype: torch.dtype,
     what: str,
-) -> nn.Module:
+) -> M:
     """Build on the meta device (no memory, no random init) and adopt the checkpoint's tensors.
 
     Tensors already in the right dtype on the CPU are adopted as they are (memory-mapped from a

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from engine.text.tokenizer import END_TOKEN, START_TOKEN, build_vocab, read_merges
 from engine.resources import resource_path
+from engine.text.tokenizer import END_TOKEN, START_TOKEN, build_vocab, read_merges
 
 
 def ldm_original_config(unet_cfg, vae_cfg) -> dict:

@@ -23,8 +23,24 @@ def ckpt(tmp_path_factory):
 
 
 def _args(ckpt, outdir, *extra):
-    return ["txt2img", "--ckpt", str(ckpt), "--outdir", str(outdir), "--prompt", "a cat, sitting",
-            "--H", "64", "--W", "64", "--steps", "3", "--precision", "full", *extra]
+    return [
+        "txt2img",
+        "--ckpt",
+        str(ckpt),
+        "--outdir",
+        str(outdir),
+        "--prompt",
+        "a cat, sitting",
+        "--H",
+        "64",
+        "--W",
+        "64",
+        "--steps",
+        "3",
+        "--precision",
+        "full",
+        *extra,
+    ]
 
 
 def test_txt2img_writes_pngs_with_parameters(ckpt, tmp_path, capsys):
@@ -77,8 +93,14 @@ def test_user_errors_print_one_line(ckpt, tmp_path, capsys, extra, message):
 
 def _run_cli(args, **kw):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        **kw,
+    )
 
 
 def test_missing_and_bad_checkpoints_exit_1_without_traceback(tmp_path):
@@ -95,8 +117,13 @@ def test_ctrl_c_stops_cleanly_with_no_partial_file(ckpt, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     args = _args(ckpt, out, "--n_iter", "200", "--steps", "10")
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while proc.poll() is None and time.time() < deadline and not any(out.glob("*.png")):
         time.sleep(0.05)

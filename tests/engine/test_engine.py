@@ -50,7 +50,9 @@ def test_every_step_reports_progress_and_a_preview(engine):
     result = engine.generate(_req(steps=5), on_step=events.append, job_id=9)
     assert [e.step for e in events] == [1, 2, 3, 4, 5]
     assert all(e.total == 5 and e.job_id == 9 for e in events)
-    assert all(e.preview.shape == (SIZE // 4, SIZE // 4, 3) and e.preview.dtype == np.uint8 for e in events)
+    assert all(
+        e.preview.shape == (SIZE // 4, SIZE // 4, 3) and e.preview.dtype == np.uint8 for e in events
+    )
     elapsed = [e.elapsed for e in events]
     assert elapsed == sorted(elapsed)
     assert result.images[0].image.shape == (SIZE, SIZE, 3)
@@ -92,8 +94,9 @@ def test_cancel_at_last_step_skips_the_final_decode(engine, monkeypatch):
     real_decode = bundle.vae.decode
     monkeypatch.setattr(bundle.vae, "decode", lambda z: decodes.append(1) or real_decode(z))
     with pytest.raises(Cancelled):
-        engine.generate(_req(steps=3), on_step=lambda e: e.step == 3 and cancel.set(),
-                        cancel=cancel)
+        engine.generate(
+            _req(steps=3), on_step=lambda e: e.step == 3 and cancel.set(), cancel=cancel
+        )
     assert decodes == []
 
 

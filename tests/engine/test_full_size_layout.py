@@ -35,8 +35,11 @@ def test_sd15_file_loads_strictly(unet_list, in_channels):
 
 
 def test_sd15_text_encoder_has_exactly_the_reference_keys():
-    clip = {k.removeprefix("cond_stage_model.transformer.text_model."): s
-            for k, s in full_sd1_shapes().items() if k.startswith("cond_stage_model.")}
+    clip = {
+        k.removeprefix("cond_stage_model.transformer.text_model."): s
+        for k, s in full_sd1_shapes().items()
+        if k.startswith("cond_stage_model.")
+    }
     with torch.device("meta"):
         model = CLIPTextModel(text_config_from_shapes(clip))
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -10,7 +10,13 @@ import torch
 
 from engine import Engine, GenerationRequest
 from tests.engine import reference
-from tests.factories import TINY_UNET, TINY_VAE, tiny_clip_config, tiny_sd1_state_dict, write_checkpoint
+from tests.factories import (
+    TINY_UNET,
+    TINY_VAE,
+    tiny_clip_config,
+    tiny_sd1_state_dict,
+    write_checkpoint,
+)
 
 PROMPT = "a photograph of an astronaut riding a horse"
 NEGATIVE = "blurry, low quality"
@@ -45,8 +51,16 @@ def _assert_same_image(ours: np.ndarray, theirs: np.ndarray):
 
 
 def _ours(engine, **kw) -> np.ndarray:
-    base = dict(prompt=PROMPT, negative_prompt=NEGATIVE, width=SIZE, height=SIZE, steps=8,
-                guidance_scale=5.0, seed=42, schedule="normal")
+    base = dict(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        width=SIZE,
+        height=SIZE,
+        steps=8,
+        guidance_scale=5.0,
+        seed=42,
+        schedule="normal",
+    )
     result = engine.generate(GenerationRequest(**{**base, **kw}))
     assert [img.seed for img in result.images] == [kw.get("seed", 42)]
     return result.images[0].image
@@ -57,21 +71,37 @@ def test_txt2img_euler_matches_diffusers(engine, weights, tmp_path):
 
     sched = EulerDiscreteScheduler(**reference.sd_scheduler_config(), timestep_spacing="linspace")
     pipe = _pipe(weights, sched, tmp_path)
-    theirs = reference.run_diffusers(pipe, prompt=PROMPT, negative_prompt=NEGATIVE,
-                                     num_inference_steps=8, guidance_scale=5.0, seed=42,
-                                     width=SIZE, height=SIZE)
+    theirs = reference.run_diffusers(
+        pipe,
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=8,
+        guidance_scale=5.0,
+        seed=42,
+        width=SIZE,
+        height=SIZE,
+    )
     _assert_same_image(_ours(engine, sampler="euler"), theirs)
 
 
 def test_txt2img_ddim_matches_diffusers(engine, weights, tmp_path):
     from diffusers import DDIMScheduler
 
-    sched = DDIMScheduler(**reference.sd_scheduler_config(), steps_offset=1,
-                          set_alpha_to_one=False, clip_sample=False)
+    sched = DDIMScheduler(
+        **reference.sd_scheduler_config(), steps_offset=1, set_alpha_to_one=False, clip_sample=False
+    )
     pipe = _pipe(weights, sched, tmp_path)
-    theirs = reference.run_diffusers(pipe, prompt=PROMPT, negative_prompt=NEGATIVE,
-                                     num_inference_steps=8, guidance_scale=5.0, seed=7,
-                                     width=SIZE, height=SIZE, eta=0.0)
+    theirs = reference.run_diffusers(
+        pipe,
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=8,
+        guidance_scale=5.0,
+        seed=7,
+        width=SIZE,
+        height=SIZE,
+        eta=0.0,
+    )
     _assert_same_image(_ours(engine, sampler="ddim", seed=7), theirs)
 
 
@@ -93,18 +123,29 @@ def test_img2img_matches_diffusers(engine, weights, tmp_path, strength):
     pixels = torch.from_numpy(init).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.inference_mode():
         latent = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-    theirs = reference.run_diffusers(pipe, prompt=PROMPT, negative_prompt=NEGATIVE,
-                                     num_inference_steps=10, guidance_scale=5.0, seed=11,
-                                     image=latent, strength=strength)
+    theirs = reference.run_diffusers(
+        pipe,
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=10,
+        guidance_scale=5.0,
+        seed=11,
+        image=latent,
+        strength=strength,
+    )
     ours = _ours(engine, sampler="euler", steps=10, seed=11, init_image=init, strength=strength)
     _assert_same_image(ours, theirs)
 
 
 def test_batch_image_reproduces_alone(engine):
-    batch = engine.generate(GenerationRequest(PROMPT, width=SIZE, height=SIZE, steps=4,
-                                              seed=100, batch_size=2, sampler="euler_a"))
-    alone = engine.generate(GenerationRequest(PROMPT, width=SIZE, height=SIZE, steps=4,
-                                              seed=101, sampler="euler_a"))
+    batch = engine.generate(
+        GenerationRequest(
+            PROMPT, width=SIZE, height=SIZE, steps=4, seed=100, batch_size=2, sampler="euler_a"
+        )
+    )
+    alone = engine.generate(
+        GenerationRequest(PROMPT, width=SIZE, height=SIZE, steps=4, seed=101, sampler="euler_a")
+    )
     assert [img.seed for img in batch.images] == [100, 101]
     # Same noise stream; only float rounding of the batched matmuls may differ.
     diff = np.abs(batch.images[1].image.astype(int) - alone.images[0].image.astype(int))
