@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import pickletools
+import re
 import struct
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +41,12 @@ IGNORED_NAMES = {
     "model.logvar",
     "logvar",
 }
+
+# The networks' tensors (checked for sane values) and the integer entries that sit among them.
+MODEL_PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")
+INTEGER_KEYS = ("position_ids", "num_batches_tracked")
+
+_PICKLE_OPCODES = {op.code for op in pickletools.opcodes}
 
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # real headers are < 1 MB
 ZIP_MAGIC = b"PK\x03\x04"
@@ -76,6 +83,8 @@ def read_safetensors_header(path: Path) -> dict[str, dict]:
             raise _truncated(path)
         try:
             header = json.loads(f.read(header_len))
+        except RecursionError:  # deeply nested JSON: crafted, never written by a real tool
+            raise _corrupt(path, "its header is nested absurdly deep") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CorruptCheckpointError(
                 f"{path.name} has a damaged safetensors header ({e}). Download the file again."
@@ -128,26 +137,40 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_pickle_checkpoint(path: Path) -> Mapping[str, object]:
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+        obj = _torch_load(path)
     except pickle.UnpicklingError as e:
+        if is_damaged_pickle(e):
+            raise _corrupt(path, refusal_reason(e)) from None
         raise UnsafeCheckpointError(
             f"{path.name} is a pickle that asks to run code or build objects that are not plain "
             "tensors, so it was not loaded (nothing in it was executed). Use a .safetensors "
-            f"version of this model. Details: {_first_line(e)}"
+            f"version of this model. Details: {refusal_reason(e)}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise _corrupt(path, _first_line(e)) from None
+    except FileNotFoundError:
+        raise NotACheckpointError(f"{path} does not exist. Check the path and try again.") from None
+    except Exception as e:  # noqa: BLE001 - damaged pickles raise KeyError, IndexError, ...
+        raise _corrupt(path, f"{type(e).__name__}: {_first_line(e)}") from None
     if not isinstance(obj, Mapping):
         raise NotACheckpointError(
             f"{path.name} holds a {type(obj).__name__}, not a table of weights. "
             "Choose a Stable Diffusion 1.x checkpoint."
         )
     return obj
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load`` with the weights-only unpickler, memory-mapped when the format allows."""
+    if path.name.endswith(".safetensors"):
+        # torch.load picks safetensors by this suffix, but the bytes said pickle: a renamed
+        # .ckpt. A file object keeps torch to the bytes (without mmap, which needs a name).
+        with open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
 
 
 def unwrap_state_dict(obj: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -165,7 +188,68 @@ def load_single_file(path: Path) -> dict[str, torch.Tensor]:
         sd = load_safetensors(path)
     else:
         sd = unwrap_state_dict(load_pickle_checkpoint(path))
-    return {k: v for k, v in sd.items() if not is_ignored(k)}
+    sd = {k: v for k, v in sd.items() if not is_ignored(k)}
+    check_weights(sd, path.name)
+    return sd
+
+
+def check_weights(sd: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights no working SD model holds, before they turn into a crash in the middle of
+    sampling (integer or complex weights) or a silently black picture (NaN or Inf).
+
+    Only the three networks' tensors are checked: extra entries are ignored by the loader, so a
+    broken one there harms nothing. float8 and float64 weights are fine: they are cast.
+    """
+    weights = {k: v for k, v in sd.items() if k.startswith(MODEL_PREFIXES)}
+    for key, tensor in weights.items():
+        if not tensor.is_floating_point() and not key.endswith(INTEGER_KEYS):
+            raise CorruptCheckpointError(
+                f"{source} stores the weight {key!r} as {str(tensor.dtype).removeprefix('torch.')}"
+                ", which no Stable Diffusion model uses (weights are floating point). The file "
+                "is damaged or was written by a broken converter: download or convert it again."
+            )
+    broken = [k for k, t in weights.items() if t.is_floating_point() and _has_non_finite(t)]
+    if broken:
+        raise CorruptCheckpointError(
+            f"{source} is a broken model: {len(broken)} of its weight tensors hold NaN or "
+            f"infinite values (first: {broken[0]!r}), so every picture would come out black. "
+            "This happens with failed merges or training runs: use another checkpoint, or "
+            "download this one again."
+        )
+
+
+def _has_non_finite(tensor: torch.Tensor) -> bool:
+    """NaN and Inf propagate into a sum: one cheap reduction per tensor instead of an
+    element-wise test (2 GB of weights in ~0.2 s). Only a non-finite sum, which may also be a
+    harmless float16 overflow, is confirmed element by element."""
+    if tensor.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        if bool(torch.isfinite(tensor.sum())):
+            return False
+    else:
+        tensor = tensor.float()  # float8: no reductions in its own dtype
+    return not bool(torch.isfinite(tensor).all())
+
+
+def is_damaged_pickle(error: pickle.UnpicklingError) -> bool:
+    """torch's weights-only unpickler refuses damaged bytes and dangerous content (a GLOBAL, a
+    class) with the same exception type: tell them apart, so that a broken download is not
+    called an attack. Damage shows as an "operand" that is no pickle opcode at all."""
+    found = re.search(r"Unsupported operand (\d+)", str(error))
+    if found is None or "GLOBAL" in str(error):
+        return False
+    return chr(int(found.group(1))) not in _PICKLE_OPCODES
+
+
+def refusal_reason(error: BaseException) -> str:
+    """The words of torch's refusal naming the problem, without its advice to load with
+    ``weights_only=False`` or to allow-list the global: a person must not be told that."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or "Unsupported" in line:
+            line = line.removeprefix("WeightsUnpickler error:").split(" Please use")[0]
+            return line.strip()[:300]
+    safe = [line for line in lines if "weights_only" not in line and "Weights only" not in line]
+    return safe[0][:300] if safe else "the pickle was refused"
 
 
 def _first_line(e: BaseException) -> str:

@@ -25,6 +25,7 @@ from engine.errors import (
     UnsafeCheckpointError,
     UnsupportedModelError,
 )
+from engine.loading.checkpoint import check_weights, is_damaged_pickle, refusal_reason
 from engine.loading.diffusers_keys import (
     convert_text_encoder_state_dict,
     convert_unet_state_dict,
@@ -126,6 +127,7 @@ def load_diffusers_folder(
         weights = _read_weights(files[part.folder], device)
         for key, tensor in part.convert(weights).items():
             state[part.prefix + key] = tensor
+    check_weights(state, folder.name)
     return state
 
 
@@ -224,16 +226,21 @@ def _read_pickle(path: Path, device: str | torch.device) -> StateDict:
             path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
         )
     except pickle.UnpicklingError as error:
+        if is_damaged_pickle(error):
+            raise CorruptCheckpointError(
+                f"{path} is damaged or truncated ({refusal_reason(error)}). Download it again."
+            ) from error
         raise UnsafeCheckpointError(
             f"{path} was refused: its pickle wants to run code or create objects other than "
             "tensors, which could harm this computer. Use a .safetensors version of this "
-            f"model instead.{_refusal_reason(error)}"
+            f"model instead. ({refusal_reason(error)})"
         ) from error
     except FileNotFoundError as error:
         raise MissingComponentError(f"{path} is missing. Download it again.") from error
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+    except Exception as error:  # damaged pickles raise KeyError, IndexError, struct.error, ...
         raise CorruptCheckpointError(
-            f"{path} is damaged or truncated ({_first_line(error)}). Download it again."
+            f"{path} is damaged or truncated ({type(error).__name__}: {_first_line(error)}). "
+            "Download it again."
         ) from error
     if not isinstance(state, dict) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
@@ -247,12 +254,3 @@ def _read_pickle(path: Path, device: str | torch.device) -> StateDict:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _refusal_reason(error: pickle.UnpicklingError) -> str:
-    """The line of torch's refusal naming the forbidden object (the rest of it is advice to
-    disable the check, which a person should not be given)."""
-    for line in str(error).splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
-            return f" ({line.strip()})"
-    return ""
