@@ -47,6 +47,7 @@ def load_image(
 
 def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Fit an (H, W, 3) image to (height, width, 3) the way A1111's "crop and resize" does.
+    An (H, W, 4) RGBA image is first composited over white.
 
     The rule: scale (Lanczos) by the smaller factor that makes the image COVER the target in
     both directions, keeping its aspect ratio, then cut the overhang off equally on both sides
@@ -55,6 +56,8 @@ def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """
     from PIL import Image
 
+    if image.ndim == 3 and image.shape[2] == 4:  # RGBA from a canvas: flatten as load_image does
+        image = _to_rgb_array(Image.fromarray(np.ascontiguousarray(image), "RGBA"))
     src_h, src_w = image.shape[:2]
     if (src_w, src_h) == (width, height):
         return image.copy()

@@ -15,6 +15,7 @@ from engine.errors import NoModelError, OutOfMemoryError
 from engine.loading.build import ModelBundle, Progress, load_bundle
 from engine.model_hash import model_hash
 from engine.pipeline import ModelLabel, StepCallback, generate
+from engine.validate import validate_request
 
 
 class Engine:
@@ -70,6 +71,7 @@ class Engine:
     ) -> GenerationResult:
         if self._bundle is None or self._info is None or self._label is None:
             raise NoModelError("No model is loaded. Open a Stable Diffusion 1.x checkpoint first.")
+        validate_request(request)  # before hashing: a bad value must not cost seconds of work
         if self._label.hash is None and not Path(self._info.path).is_dir():
             # Hashing 2 GB takes seconds: done once, on first use, not while loading.
             self._label = ModelLabel(self._label.name, model_hash(Path(self._info.path)))
@@ -80,10 +82,16 @@ class Engine:
         )
 
 
+# How allocators word it: CUDA/MPS "out of memory"; torch's CPU allocator "can't allocate
+# memory" (Linux, macOS) or "not enough memory" (Windows), as a plain RuntimeError.
+_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 def _is_oom(e: BaseException) -> bool:
-    if isinstance(e, torch.cuda.OutOfMemoryError | MemoryError):
+    if isinstance(e, torch.OutOfMemoryError | MemoryError):
         return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(words in text for words in _OOM_WORDS)
 
 
 def _guard_oom(work, request: GenerationRequest | None = None):
@@ -112,6 +120,12 @@ def _oom_advice(request: GenerationRequest | None) -> str:
             f"{max(1, request.batch_size // 2)} (and a larger batch count instead)."
         )
     w, h = _smaller_size(request.width, request.height)
+    if (w, h) == (request.width, request.height):
+        # Already the smallest size: only more free memory or a lighter precision can help.
+        return (
+            f"Out of memory even at {w}x{h}, the smallest size. Close other programs that use "
+            "the GPU or memory, or choose half precision (--precision autocast)."
+        )
     return (
         f"Out of memory at {request.width}x{request.height}. Try {w}x{h}, or close other "
         "programs that use the GPU or memory."

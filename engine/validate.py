@@ -17,6 +17,10 @@ from engine.api import (
 )
 from engine.errors import InvalidRequestError
 
+# Every 75 tokens add a chunk to the text the UNet attends to: an accidental paste of a whole
+# document would make each step slow and huge. 10 000 characters are ~2 500 tokens, 34 chunks.
+MAX_PROMPT_CHARS = 10_000
+
 
 def validate_request(req: GenerationRequest) -> None:
     for name, value in (("Width", req.width), ("Height", req.height)):
@@ -42,6 +46,12 @@ def validate_request(req: GenerationRequest) -> None:
         )
     if not isinstance(req.prompt, str) or not isinstance(req.negative_prompt, str):
         raise InvalidRequestError("The prompt and negative prompt must be text.")
+    for name, text in (("prompt", req.prompt), ("negative prompt", req.negative_prompt)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"The {name} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. "
+                "Shorten it (only its first few hundred words can matter to the picture)."
+            )
     if req.init_image is not None:
         _check_init_image(req.init_image)
 
@@ -84,4 +94,12 @@ def _check_init_image(image: object) -> None:
     if not ok:
         raise InvalidRequestError(
             "The init image must be an RGB picture (height x width x 3, 8 bits per channel)."
+        )
+    from engine.images import MAX_PIXELS
+
+    height, width = image.shape[:2]  # type: ignore[union-attr]
+    if height * width > MAX_PIXELS:
+        raise InvalidRequestError(
+            f"The init image is too large: {width}x{height} pixels (the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels). Scale it down first."
         )
