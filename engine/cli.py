@@ -115,7 +115,7 @@ def _prompts(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
     from engine.images import load_image
-    from engine.output import save_png
+    from engine.output import remove_stale_temp_files, save_png
     from engine.session import Engine
     from engine.validate import validate_request
 
@@ -123,6 +123,8 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
     requests = requests_from_args(args, init_image)
     for request in requests:  # refuse bad values before the slow model load
         validate_request(request)
+    # A run killed while writing (SIGKILL, power loss) may have left a hidden temp file.
+    remove_stale_temp_files(args.outdir)
     engine = Engine(device=args.device, precision=args.precision)
     info = engine.load_model(args.ckpt)
     summary: dict = {

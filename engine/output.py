@@ -9,7 +9,8 @@ folder at once::
     UTC date-time, microseconds, seed (or ``stem``), random suffix
 
 UTC, not local time, so that daylight-saving changes cannot make names sort out of order.
-Temp files left behind by a crash start with ``.`` and end with ``.tmp``: listings skip them.
+Temp files left behind by a crash (SIGKILL, power loss) start with ``.`` and end with ``.tmp``:
+listings skip them, and ``remove_stale_temp_files`` (run by the CLI at start) deletes old ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import io
 import os
 import re
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +29,11 @@ import numpy as np
 from engine.errors import EngineError
 from engine.metadata import parse_parameters
 
+# Our temp files, and how old one must be before a later run may take it for a crash's leftover
+# (a living writer holds it locked, for milliseconds; ten minutes spare slow network disks and
+# file systems without locks).
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{16}\.tmp")
+STALE_AGE = 600.0
 # Attempts at a fresh name when another writer took ours between two calls.
 _NAME_ATTEMPTS = 100
 # os.link errors meaning "this file system has no hard links" (not "the name is taken").
@@ -141,6 +148,7 @@ def _write_temp(folder: Path, data: bytes) -> Path:
         except FileExistsError:
             continue
         try:
+            _lock(fd)  # tells remove_stale_temp_files in other processes: in use, keep it
             _write_all(fd, data)
             os.fsync(fd)
         except BaseException:
@@ -150,6 +158,67 @@ def _write_temp(folder: Path, data: bytes) -> Path:
         os.close(fd)
         return temp
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str], min_age: float = STALE_AGE) -> int:
+    """Delete the temp files a killed writer left in ``folder``; returns how many.
+
+    Careful, because other processes may be saving into the same folder right now: only names
+    of exactly our pattern (``.<16 hex>.tmp``), only files untouched for ``min_age`` seconds, and
+    (where file locks exist) only files no living writer holds locked. Never raises.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age:
+                continue
+            if _remove_if_unlocked(Path(entry.path)):
+                removed += 1
+        except OSError:
+            continue  # vanished, renamed or unreadable: someone else's business
+    return removed
+
+
+def _lock(fd: int) -> None:
+    """An advisory lock held while the temp file is written (POSIX); released when the file is
+    closed or the process dies, even by SIGKILL."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the age rule alone protects files in use
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass  # a file system without locks: the age rule alone applies
+
+
+def _remove_if_unlocked(path: Path) -> bool:
+    try:
+        import fcntl
+    except ImportError:
+        os.unlink(path)
+        return True
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a living writer holds it
+        except OSError:
+            pass  # no locks on this file system: the age rule decided
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
