@@ -18,6 +18,7 @@ from engine.errors import (
 )
 from engine.loading.checkpoint import load_single_file
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
+from engine.loading.page_release import PageReleaser
 from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
 from engine.text.encoder import TextEncoder
@@ -99,18 +100,33 @@ def load_bundle(
     del sd
     unet_cfg = unet_config_from_shapes(_shapes(parts["unet"]))
     vae_cfg = vae_config_from_shapes(_shapes(parts["vae"]))
+    layout = conv_layout(device)
+    releaser = PageReleaser()
     report(0.3, "Building the UNet")
-    unet = assign_weights(UNetModel, unet_cfg, parts.pop("unet"), device, dtype, "UNet")
+    unet = assign_weights(
+        UNetModel, unet_cfg, parts.pop("unet"), device, dtype, "UNet", layout, releaser
+    )
     report(0.7, "Building the VAE")
-    vae = assign_weights(AutoencoderKL, vae_cfg, parts.pop("vae"), device, dtype, "VAE")
+    vae = assign_weights(
+        AutoencoderKL, vae_cfg, parts.pop("vae"), device, dtype, "VAE", layout, releaser
+    )
     report(0.85, "Building the text encoder")
-    text = _build_text_encoder(parts.pop("clip"), device, dtype)
+    clip = parts.pop("clip")
+    text = _build_text_encoder(clip, device, dtype)
+    releaser.release(_converted_sources(clip, text.model.state_dict().values()))
     report(1.0, "Ready")
     return ModelBundle(unet, vae, text, unet_cfg, vae_cfg, family, device, dtype, dtype)
 
 
 def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def conv_layout(device: torch.device) -> torch.memory_format:
+    """Channels-last convolutions on the CPU: oneDNN's fastest layout there (about 1.3x a plain
+    float32 3x3 conv here, ~15x for an emulated bfloat16 one), and the UNet's transformers then
+    reshape pixels to tokens without a copy. GPUs keep the default layout."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
 def assign_weights(
@@ -120,15 +136,22 @@ def assign_weights(
     device: torch.device,
     dtype: torch.dtype,
     what: str,
+    layout: torch.memory_format = torch.contiguous_format,
+    releaser: PageReleaser | None = None,
 ) -> M:
     """Build on the meta device (no memory, no random init) and adopt the checkpoint's tensors.
 
-    Tensors already in the right dtype on the CPU are adopted as they are (memory-mapped from a
-    safetensors file), so a 2 GB model is never held twice.
+    Tensors already in the right dtype and layout on the CPU are adopted as they are
+    (memory-mapped from a safetensors file), so a 2 GB model is never held twice; converted
+    ones give their source pages back as they go (see ``page_release``).
     """
     with torch.device("meta"):
         module = factory(config)
-    weights = {k: cast(v, device, dtype) for k, v in _adapt(module, sd).items()}
+    weights = {}
+    for key, tensor in _adapt(module, sd).items():
+        weights[key] = cast(tensor, device, dtype, layout)
+        if releaser is not None and weights[key].data_ptr() != tensor.data_ptr():
+            releaser.release([tensor])
     try:
         module.load_state_dict(weights, strict=True, assign=True)
     except RuntimeError as e:
@@ -151,10 +174,24 @@ def _adapt(module: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def cast(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    if t.is_floating_point():
-        return t.to(device=device, dtype=dtype)
-    return t.to(device=device)
+def cast(
+    t: torch.Tensor,
+    device: torch.device,
+    dtype: torch.dtype,
+    layout: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """One conversion (device, dtype and conv-kernel layout at once): never two copies."""
+    if not t.is_floating_point():
+        return t.to(device=device)
+    if t.dim() == 4:
+        return t.to(device=device, dtype=dtype, memory_format=layout)
+    return t.to(device=device, dtype=dtype)
+
+
+def _converted_sources(sources: dict[str, torch.Tensor], kept) -> list[torch.Tensor]:
+    """Source tensors that the model did not adopt (it holds converted copies of them)."""
+    adopted = {t.data_ptr() for t in kept}
+    return [t for t in sources.values() if t.data_ptr() not in adopted]
 
 
 def _build_text_encoder(sd: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype):
