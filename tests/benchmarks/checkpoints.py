@@ -1,4 +1,5 @@
-"""A random-weight, full-size SD1.5 checkpoint in the real layout, made once and cached.
+"""A random-weight, full-size SD1.5 checkpoint in the real layout, made once and cached, and a
+diffusers-format copy of the same weights for the benchmark's reference side.
 
     python -m tests.benchmarks.checkpoints [--cache DIR]
 
@@ -9,6 +10,7 @@ v1-5-pruned-emaonly (fp16 .safetensors, about 2.1 GB).
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ from tests.factories import full_sd1_shapes, random_weights
 
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache"
 FILE_NAME = "sd15-random-fp16.safetensors"
+DIFFUSERS_NAME = "sd15-random-diffusers"
 
 
 def ensure_full_checkpoint(cache: Path = DEFAULT_CACHE) -> Path:
@@ -37,10 +40,57 @@ def ensure_full_checkpoint(cache: Path = DEFAULT_CACHE) -> Path:
     return path
 
 
+def euler_linspace_scheduler():
+    """diffusers' Euler with timesteps spaced linearly from 999 to 0 (our "normal" schedule)."""
+    from diffusers import EulerDiscreteScheduler
+
+    from tests.engine.reference import sd_scheduler_config
+
+    return EulerDiscreteScheduler(**sd_scheduler_config(), timestep_spacing="linspace")
+
+
+def ensure_diffusers_folder(cache: Path = DEFAULT_CACHE) -> Path:
+    """The same fp16 weights as a diffusers folder (``StableDiffusionPipeline.save_pretrained``).
+
+    Converted with diffusers' own single-file converters (tests/engine/reference.py), with the
+    tokenizer written from the vocabulary we ship: no hub access.
+    """
+    folder = cache / DIFFUSERS_NAME
+    if (folder / "model_index.json").exists():
+        return folder
+    from engine.loading.build import CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
+    from engine.loading.checkpoint import load_single_file
+    from engine.models.unet import UNetConfig
+    from engine.models.vae import VAEConfig
+    from engine.text.encoder import text_config_from_shapes
+    from tests.engine.reference import diffusers_pipeline
+
+    sd = load_single_file(ensure_full_checkpoint(cache))
+    clip_shapes = {
+        k.removeprefix(CLIP_PREFIX): tuple(v.shape)
+        for k, v in sd.items()
+        if k.startswith(CLIP_PREFIX)
+    }
+    clip_config = text_config_from_shapes(clip_shapes)
+    assert any(k.startswith(UNET_PREFIX) for k in sd) and any(k.startswith(VAE_PREFIX) for k in sd)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe = diffusers_pipeline(
+        sd, UNetConfig(), VAEConfig(), clip_config, euler_linspace_scheduler(), tmp / "tok-src"
+    )
+    pipe.to(dtype=torch.float16)  # fp16 -> fp32 -> fp16 is exact: the same weights as the file
+    pipe.save_pretrained(str(tmp), safe_serialization=True)
+    shutil.rmtree(tmp / "tok-src")
+    tmp.rename(folder)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    print(ensure_full_checkpoint(parser.parse_args().cache))
+    cache = parser.parse_args().cache
+    print(ensure_full_checkpoint(cache))
+    print(ensure_diffusers_folder(cache))
 
 
 if __name__ == "__main__":
