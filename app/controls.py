@@ -167,9 +167,9 @@ class ControlsPanel(QWidget):
         self.seed = QDoubleSpinBox(objectName="seedSpin", decimals=0)
         self.seed.setRange(RANDOM_SEED, MAX_SEED)
         self.seed.setSpecialValueText("Random")
-        self.dice = QToolButton(objectName="randomSeedButton", text="🎲")
+        self.dice = QToolButton(objectName="randomSeedButton", text="Random")
         self.dice.setToolTip("A new random seed for every picture")
-        self.reuse = QToolButton(objectName="reuseSeedButton", text="♻")
+        self.reuse = QToolButton(objectName="reuseSeedButton", text="Reuse last")
         self.reuse.setToolTip("Reuse the last picture's seed")
         self.reuse.setEnabled(False)
         row = QHBoxLayout()
@@ -182,7 +182,7 @@ class ControlsPanel(QWidget):
         self.preset = QComboBox(objectName="sizePresetCombo")
         self.preset.addItem("Custom", None)
         for w, h in SIZE_PRESETS:
-            self.preset.addItem(f"{w} × {h}", (w, h))
+            self.preset.addItem(f"{w} × {h}", f"{w}x{h}")
         self.width_spin = QSpinBox(objectName="widthSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
         self.height_spin = QSpinBox(objectName="heightSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
         for spin in (self.width_spin, self.height_spin):
@@ -251,13 +251,13 @@ class ControlsPanel(QWidget):
 
     def _apply_preset(self) -> None:
         size = self.preset.currentData()
-        if size is not None:
-            self.params.width, self.params.height = size
+        if size:
+            width, height = map(int, size.split("x"))
+            self.params.width, self.params.height = width, height
 
     def _sync_preset(self, *_: object) -> None:
-        size = (self.params.width, self.params.height)
-        index = self.preset.findData(size) if size in SIZE_PRESETS else 0
-        self.preset.setCurrentIndex(index)
+        index = self.preset.findData(f"{self.params.width}x{self.params.height}")
+        self.preset.setCurrentIndex(max(0, index))  # 0: "Custom"
 
     def _sync_mode(self, mode: str) -> None:
         self.strength.setEnabled(mode == SKETCH)

@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QIcon,
     QImage,
     QPainter,
+    QPaintEvent,
     QPixmap,
 )
 from PySide6.QtWidgets import (
@@ -35,6 +36,7 @@ from app.worker import array_to_qimage
 THUMB = 96
 MAX_LISTED = 500  # the strip shows the newest ones; the folder keeps them all
 ROLE = Qt.ItemDataRole.UserRole
+EMPTY_TEXT = "Finished pictures are saved here, newest first."
 
 
 @dataclass
@@ -93,6 +95,13 @@ class GalleryStrip(QListWidget):
         self.itemClicked.connect(self._show)
         self.itemDoubleClicked.connect(self._restore)
         self.customContextMenuRequested.connect(self._menu)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if self.count() == 0:  # say what this empty strip is for
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, EMPTY_TEXT)
 
     # -- contents ---------------------------------------------------------------------------
 

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
     def _run_row(self) -> QHBoxLayout:
         self.progress = QProgressBar(objectName="progressBar")
         self.progress.setRange(0, 1000)
+        self.progress.setValue(0)  # a reset bar (value -1) would hide its text
         self.progress.setFormat("Idle")
         self.progress.setTextVisible(True)
         self.generate_button = QPushButton("Generate", objectName="generateButton")
