@@ -56,7 +56,7 @@ class GenerationParams(QObject):
     negative_prompt_changed = Signal(str)
     guidance_scale_changed = Signal(float)
     steps_changed = Signal(int)
-    seed_changed = Signal(int)
+    seed_changed = Signal(object)  # int up to 2**32 - 1: too big for a C int
     strength_changed = Signal(float)
     width_changed = Signal(int)
     height_changed = Signal(int)

@@ -92,3 +92,40 @@ def test_bad_model_file_keeps_the_app_usable(qtbot, window, tmp_path):
     dismiss_messages(qtbot, window)
     _, images = _generate(qtbot, window, prompt="still fine", seed=1)
     assert images[0].path is not None
+
+
+def test_gui_stays_responsive_with_the_real_engine(qtbot, window):
+    """A QTimer on the GUI thread measures its own lateness while the real engine samples."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    # A seed above 2**31 also checks that seeds survive Qt signals (C int overflow).
+    window.params.update(
+        {"prompt": "responsive", "steps": 8, "width": 128, "height": 128, "seed": 3_000_000_000}
+    )
+    worst = [0.0]
+    clock = QElapsedTimer()
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: worst.__setitem__(0, max(worst[0], clock.restart() - 10)))
+    with qtbot.wait_signal(window.controller.images_finished, timeout=SLOW):
+        window.generate()
+        clock.start()
+        timer.start()
+    timer.stop()
+    assert worst[0] < 100, f"the GUI thread stalled for {worst[0]} ms"
+
+
+def test_cancel_mid_generation_with_the_real_engine(qtbot, window, tmp_path):
+    window.params.update({"prompt": "cancel me", "steps": 40, "width": 64, "height": 64})
+    previews, finished = [], []
+    window.controller.preview_ready.connect(lambda job, image: previews.append(job))
+    window.controller.images_finished.connect(lambda *args: finished.append(args))
+    window.generate()
+    qtbot.wait_until(lambda: len(previews) >= 2, timeout=SLOW)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.jobs.running  # idle at once, without waiting for the worker
+    seen = len(previews)
+    qtbot.wait(2000)  # the worker stops within a step; nothing of that job may arrive now
+    assert len(previews) <= seen + 1 and finished == []
+    assert list((tmp_path / "gallery").glob("*.png")) == []
+    _, images = _generate(qtbot, window, prompt="after cancel", seed=3)
+    assert images[0].path is not None

@@ -83,3 +83,11 @@ def test_progress_text_reports_rate_and_time_left():
     assert fraction == 0.5
     text, fraction = progress_text(5, 10, 5.0, batch_index=1, batch_count=2)
     assert text.startswith("Batch 2/2 · Step 5/10") and fraction == 0.75
+
+
+def test_seeds_above_two_to_the_31_cross_signals(qtbot):
+    params = GenerationParams()
+    seen = []
+    params.seed_changed.connect(seen.append)
+    params.seed = 2**32 - 1
+    assert seen == [2**32 - 1]
