@@ -41,6 +41,10 @@ class OutOfMemoryError(EngineError):
     """The device ran out of memory; the message suggests a size or batch that fits."""
 
 
+class NumericalError(EngineError):
+    """The networks produced NaN or Inf even in float32: a broken model or settings."""
+
+
 class NoModelError(EngineError):
     """generate() was called before a model was loaded."""
 

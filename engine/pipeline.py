@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from engine.api import MAX_SEED, GeneratedImage, GenerationRequest, GenerationResult, StepEvent
-from engine.errors import Cancelled, UnsupportedModelError
+from engine.errors import Cancelled, NumericalError, UnsupportedModelError
 from engine.loading.build import ModelBundle
 from engine.metadata import format_parameters, sampler_display_name, schedule_display_name
 from engine.preview import latents_to_rgb, to_uint8_grid, to_uint8_images
@@ -234,4 +234,12 @@ def decode_with_fallback(bundle: ModelBundle, z: torch.Tensor) -> torch.Tensor:
         bundle.vae = bundle.vae.float()
         bundle.vae_dtype = torch.float32
         image = bundle.vae.decode(z.float())
+    if not torch.isfinite(image).all():
+        # Not the VAE's half-precision overflow: the UNet (or the file) produced NaN/Inf.
+        # Say so, rather than saving a black picture.
+        raise NumericalError(
+            "The model produced invalid numbers (NaN/Inf), so the picture would be black. "
+            "Try full precision (--precision full), a lower guidance scale, or another "
+            "checkpoint: this one may be damaged."
+        )
     return image.float()

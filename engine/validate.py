@@ -97,7 +97,8 @@ def _check_init_image(image: object) -> None:
         )
     from engine.images import MAX_PIXELS
 
-    height, width = image.shape[:2]  # type: ignore[union-attr]
+    assert isinstance(image, np.ndarray)
+    height, width = image.shape[:2]
     if height * width > MAX_PIXELS:
         raise InvalidRequestError(
             f"The init image is too large: {width}x{height} pixels (the limit is "

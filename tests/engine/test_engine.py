@@ -249,3 +249,19 @@ def test_diffusers_folder_gives_the_single_file_image(engine, tmp_path):
     ref = engine.generate(_req()).images[0]
     assert np.abs(ours.image.astype(int) - ref.image.astype(int)).max() <= 1
     assert "Model hash" not in ours.parameters
+
+
+def test_nan_from_the_unet_is_reported_not_saved_black(ckpt, monkeypatch):
+    from engine.errors import NumericalError
+
+    eng = Engine(device="cpu", precision="full")
+    eng.load_model(ckpt)
+    unet = eng._bundle.unet
+    real_forward = type(unet).forward
+    monkeypatch.setattr(
+        type(unet), "forward", lambda self, *a, **k: real_forward(self, *a, **k) * float("nan")
+    )
+    with pytest.raises(NumericalError, match="precision full"):
+        eng.generate(_req(steps=2))
+    monkeypatch.undo()
+    assert eng.generate(_req(steps=1)).images  # still usable
