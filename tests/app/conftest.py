@@ -15,3 +15,14 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     return home
+
+
+@pytest.fixture
+def strip(qtbot):
+    """A gallery strip on screen, shared by the gallery tests."""
+    from app.gallery import GalleryStrip
+
+    s = GalleryStrip()
+    qtbot.addWidget(s)
+    s.show()
+    return s

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from app.controller import EngineController
-from app.gallery import GalleryStrip
 from app.viewmodel import JobsState, ModelState
 from engine import GenerationRequest
 from engine.output import save_png
@@ -18,14 +17,6 @@ factories = pytest.importorskip("tests.factories")
 SLOW = 120_000
 # CI runs 40 jobs; LATENTDESK_APP_JOBS=200 runs the full count by hand.
 JOBS = int(os.environ.get("LATENTDESK_APP_JOBS", "40"))
-
-
-@pytest.fixture
-def strip(qtbot):
-    s = GalleryStrip()
-    qtbot.addWidget(s)
-    s.show()
-    return s
 
 
 def test_gallery_folder_deleted_while_running(qtbot, strip, tmp_path):

@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from app.gallery import GalleryStrip, list_images
+from app.gallery import list_images
 from app.jobs import FinishedImage
 from engine.metadata import read_png_parameters
 from engine.output import save_png
@@ -24,14 +23,6 @@ def _png(folder: Path, value: int, parameters: str, mtime: float) -> Path:
     path = save_png(folder, image, parameters)
     os.utime(path, (mtime, mtime))
     return path
-
-
-@pytest.fixture
-def strip(qtbot):
-    s = GalleryStrip()
-    qtbot.addWidget(s)
-    s.show()
-    return s
 
 
 def test_lists_newest_first_and_loads_thumbnails(qtbot, strip, tmp_path):
