@@ -120,6 +120,7 @@ class ControlsPanel(QWidget):
             header.addWidget(counter)
             layout.addLayout(header)
             edit.setMinimumHeight(height)
+            edit.setMaximumHeight(height * 2)
             layout.addWidget(edit)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)

@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         self.sketch = SketchPanel(self.canvas)
         self.preview = PreviewPane()
         pictures = QSplitter(Qt.Orientation.Horizontal)
-        pictures.addWidget(_titled("Sketch", self.sketch))
+        pictures.addWidget(_titled("Sketch  (used in “Sketch to image” mode)", self.sketch))
         pictures.addWidget(_titled("Preview", self.preview))
         right = QWidget()
         column = QVBoxLayout(right)
@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         c.model_loaded.connect(lambda info: self._remember_model(info.path))
         self.jobs.running_changed.connect(self._sync_running)
         self.jobs.queued_changed.connect(self._sync_queue)
-        self.jobs.progress_changed.connect(self.progress.setFormat)
+        self.jobs.progress_changed.connect(lambda text: self.progress.setFormat(text or "Idle"))
         self.jobs.fraction_changed.connect(lambda f: self.progress.setValue(round(f * 1000)))
         self.model.message_changed.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.model.name_changed.connect(self._sync_model_label)
@@ -242,6 +242,9 @@ class MainWindow(QMainWindow):
     def _on_images(self, job_id: int, images: list[FinishedImage]) -> None:
         if images:
             self.preview.set_image(array_to_qimage(images[0].array))
+            saved = [i.path.name for i in images if i.path is not None]
+            if saved:
+                self.statusBar().showMessage(f"Saved {', '.join(saved)}", 8000)
         self.gallery.add_finished(images)
 
     def load_model(self, path: str) -> None:

@@ -111,6 +111,7 @@ def test_gui_stays_responsive_with_the_real_engine(qtbot, window):
         clock.start()
         timer.start()
     timer.stop()
+    print(f"worst GUI stall while the real engine sampled: {worst[0]} ms")
     assert worst[0] < 100, f"the GUI thread stalled for {worst[0]} ms"
 
 
