@@ -7,10 +7,16 @@ an ``Engine`` is created, so the GUI can start before the heavy stack is loaded.
 from engine.api import (
     SAMPLERS,
     SCHEDULES,
+    Backend,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
+    ImageCallback,
+    ImageEvent,
     ModelInfo,
+    ModelRef,
+    ProgressCallback,
+    StepCallback,
     StepEvent,
 )
 from engine.errors import (
@@ -26,6 +32,7 @@ from engine.errors import (
 __all__ = [
     "SAMPLERS",
     "SCHEDULES",
+    "Backend",
     "Cancelled",
     "CheckpointError",
     "Engine",
@@ -33,11 +40,16 @@ __all__ = [
     "GeneratedImage",
     "GenerationRequest",
     "GenerationResult",
+    "ImageCallback",
     "ImageError",
+    "ImageEvent",
     "InvalidRequestError",
     "ModelInfo",
+    "ModelRef",
     "NoModelError",
     "OutOfMemoryError",
+    "ProgressCallback",
+    "StepCallback",
     "StepEvent",
     "token_counts",
 ]

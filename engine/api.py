@@ -6,7 +6,11 @@ Images are RGB ``uint8`` numpy arrays of shape (H, W, 3).
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,6 +69,17 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
+class ImageEvent:
+    """One finished image, sent through ``on_image`` as soon as it is decoded, so a job
+    cancelled or failing later keeps the images it already made."""
+
+    job_id: int
+    index: int  # 0-based position in the job: image i has seed + i
+    total: int  # images the whole job makes (batch_size * batch_count)
+    image: GeneratedImage
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     job_id: int
     request: GenerationRequest
@@ -83,3 +98,57 @@ class ModelInfo:
     device: str  # "cpu", "cuda:0", "mps"
     dtype: str  # "float16", "bfloat16", "float32"
     load_seconds: float
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model a backend can load: ``load_model(ref.id)``."""
+
+    id: str  # for the local engine, the file or folder path
+    name: str  # what a person sees, e.g. "v1-5-pruned-emaonly"
+    path: str | None = None  # on this computer; None for a model that lives on a server
+
+
+StepCallback = Callable[[StepEvent], None]
+ImageCallback = Callable[[ImageEvent], None]
+ProgressCallback = Callable[[float, str], None]  # fraction done, what is happening
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the app and the CLI need from whatever makes the pictures.
+
+    The local ``engine.Engine`` is one backend; a remote GPU server (ComfyUI's or A1111's HTTP
+    API) can be another, behind the same window. One thread owns a backend. Cancellation is a
+    ``threading.Event`` per job, set from any thread: ``generate`` checks it at every step and
+    raises ``Cancelled`` within one step. Errors a person can cause are ``EngineError``s.
+    """
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model, or None."""
+        ...
+
+    def list_models(self) -> list[ModelRef]:
+        """The models this backend can load, sorted by name."""
+        ...
+
+    def load_model(
+        self, model: str | os.PathLike[str], on_progress: ProgressCallback | None = None
+    ) -> ModelInfo:
+        """Load a model by ``ModelRef.id`` or path, replacing the current one. On error the
+        previous model stays loaded."""
+        ...
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_step: StepCallback | None = None,
+        on_image: ImageCallback | None = None,
+        cancel: threading.Event | None = None,
+        job_id: int = 0,
+    ) -> GenerationResult:
+        """Run one job. ``on_step`` after every sampler step, ``on_image`` for every image as
+        soon as it is finished; the result repeats all images at the end."""
+        ...

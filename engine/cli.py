@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from engine.api import MAX_SEED, SAMPLERS, SCHEDULES, GenerationRequest
+from engine.api import SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
 from engine.errors import Cancelled, EngineError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -117,15 +115,14 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
     from engine.images import load_image
     from engine.output import remove_stale_temp_files, save_png
     from engine.session import Engine
-    from engine.validate import validate_request
 
     init_image = load_image(args.init_img) if args.mode == "img2img" else None
     requests = requests_from_args(args, init_image)
+    engine = Engine(device=args.device, precision=args.precision)
     for request in requests:  # refuse bad values before the slow model load
-        validate_request(request)
+        engine.validate(request)
     # A run killed while writing (SIGKILL, power loss) may have left a hidden temp file.
     remove_stale_temp_files(args.outdir)
-    engine = Engine(device=args.device, precision=args.precision)
     info = engine.load_model(args.ckpt)
     summary: dict = {
         "model": info.name,
@@ -135,28 +132,19 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
         "images": [],
     }
     for request in requests:
-        # One batch per call so every finished image is on disk before the next batch starts:
-        # Ctrl+C or a crash loses at most the batch in progress.
-        for batch in split_batches(request):
-            result = engine.generate(batch, cancel=cancel)
-            _add_timings(summary["timings"], result.timings)
-            for img in result.images:
-                path = save_png(args.outdir, img.image, img.parameters)
-                summary["images"].append(
-                    {"path": str(path), "seed": img.seed, "prompt": request.prompt}
-                )
-                if not args.json:
-                    print(f"{path}  (seed {img.seed})", flush=True)
+
+        def save(event: ImageEvent, prompt: str = request.prompt) -> None:
+            # Each image is on disk as soon as it is decoded: Ctrl+C or a crash loses at most
+            # the batch in progress.
+            img = event.image
+            path = save_png(args.outdir, img.image, img.parameters, stem=img.seed)
+            summary["images"].append({"path": str(path), "seed": img.seed, "prompt": prompt})
+            if not args.json:
+                print(f"{path}  (seed {img.seed})", flush=True)
+
+        result = engine.generate(request, on_image=save, cancel=cancel)
+        _add_timings(summary["timings"], result.timings)
     return summary
-
-
-def split_batches(request: GenerationRequest) -> list[GenerationRequest]:
-    """--n_iter batches as separate requests with the seeds the whole job would have used."""
-    first = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
-    return [
-        replace(request, seed=(first + b * request.batch_size) % (MAX_SEED + 1), batch_count=1)
-        for b in range(request.batch_count)
-    ]
 
 
 def _add_timings(total: dict[str, float], timings: dict[str, float]) -> None:

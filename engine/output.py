@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EngineError
-from engine.metadata import parse_parameters
 
 # Our temp files, and how old one must be before a later run may take it for a crash's leftover
 # (a living writer holds it locked, for milliseconds; ten minutes spare slow network disks and
@@ -78,11 +77,11 @@ def save_png(
 ) -> Path:
     """Save into ``folder`` (created if needed) under a new time-sorted name; returns the path.
 
-    ``stem`` labels the file (default: the Seed found in ``parameters``). Raises OutputError.
+    ``stem`` labels the file: callers pass the image's seed. Raises OutputError.
     """
     folder = Path(folder)
     data = encode_png(image, parameters)
-    label = _label(stem, parameters)
+    label = _label(stem)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp = _write_temp(folder, data)
@@ -130,12 +129,9 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
 
 
-def _label(stem: str | int | None, parameters: str) -> str:
-    if stem is None:
-        seed = parse_parameters(parameters).settings.get("Seed", "")
-        stem = seed if seed.isdigit() else ""
+def _label(stem: str | int | None) -> str:
     # Only characters every file system accepts; long labels would make unwieldy names.
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(stem)).strip("._")[:40]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "" if stem is None else str(stem)).strip("._")[:40]
 
 
 def _write_temp(folder: Path, data: bytes) -> Path:

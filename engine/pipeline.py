@@ -11,13 +11,21 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from engine.api import MAX_SEED, GeneratedImage, GenerationRequest, GenerationResult, StepEvent
+from engine.api import (
+    MAX_SEED,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ImageCallback,
+    ImageEvent,
+    StepCallback,
+    StepEvent,
+)
 from engine.errors import Cancelled, NumericalError, UnsupportedModelError
 from engine.loading.build import ModelBundle
 from engine.metadata import format_parameters, sampler_display_name, schedule_display_name
@@ -26,12 +34,9 @@ from engine.sampling.denoiser import CFGDenoiser, EpsDenoiser
 from engine.sampling.noise import NoiseSource
 from engine.sampling.registry import SAMPLERS
 from engine.sampling.schedules import get_sigmas, sd_alphas_cumprod
-from engine.validate import validate_request
 
 LATENT_SCALE = 0.18215  # SD1.x autoencoder scale factor
 IMG2IMG_CONVENTION = "diffusers"
-
-StepCallback = Callable[[StepEvent], None]
 
 
 @dataclass(frozen=True)
@@ -48,16 +53,18 @@ def generate(
     label: ModelLabel,
     *,
     on_step: StepCallback | None = None,
+    on_image: ImageCallback | None = None,
     cancel: threading.Event | None = None,
     job_id: int = 0,
 ) -> GenerationResult:
-    validate_request(request)
+    """Run a request that ``engine.validate.validate_request`` accepted (the Engine checks it
+    once, before any work)."""
     if bundle.inpainting:
         raise UnsupportedModelError(
             "This is an inpainting checkpoint (9-channel UNet). It loads, but generating with "
             "it is not supported yet: load a regular SD 1.x checkpoint for txt2img and img2img."
         )
-    run = _Run(bundle, request, label, on_step, cancel or threading.Event(), job_id)
+    run = _Run(bundle, request, label, on_step, on_image, cancel or threading.Event(), job_id)
     return run.execute()
 
 
@@ -77,6 +84,7 @@ class _Run:
         request: GenerationRequest,
         label: ModelLabel,
         on_step: StepCallback | None,
+        on_image: ImageCallback | None,
         cancel: threading.Event,
         job_id: int,
     ) -> None:
@@ -84,6 +92,8 @@ class _Run:
         self.req: GenerationRequest = request
         self.label: ModelLabel = label
         self.on_step: StepCallback | None = on_step
+        self.on_image: ImageCallback | None = on_image
+        self.images: list[GeneratedImage] = []
         self.cancel: threading.Event = cancel
         self.job_id: int = job_id
         self.start = time.perf_counter()
@@ -98,12 +108,11 @@ class _Run:
             denoiser = self._conditioned_denoiser()
             init_latent = self._encode_init_image() if req.init_image is not None else None
             self.timings["encode"] = time.perf_counter() - t0
-            images: list[GeneratedImage] = []
             for b in range(req.batch_count):
                 batch_seeds = seeds[b * req.batch_size : (b + 1) * req.batch_size]
-                images += self._run_batch(denoiser, init_latent, batch_seeds, b)
+                self._run_batch(denoiser, init_latent, batch_seeds, b)
         self.timings["total"] = time.perf_counter() - self.start
-        return GenerationResult(self.job_id, req, tuple(images), dict(self.timings))
+        return GenerationResult(self.job_id, req, tuple(self.images), dict(self.timings))
 
     # -- conditioning -------------------------------------------------------------------------
     def _conditioned_denoiser(self) -> CFGDenoiser:
@@ -125,7 +134,7 @@ class _Run:
         return bundle.vae.encode(x).float() * LATENT_SCALE  # (1, 4, h, w)
 
     # -- sampling -----------------------------------------------------------------------------
-    def _run_batch(self, denoiser, init_latent, seeds, batch_index) -> list[GeneratedImage]:
+    def _run_batch(self, denoiser, init_latent, seeds, batch_index) -> None:
         req, bundle = self.req, self.bundle
         self._check_cancel()
         f = bundle.latent_factor
@@ -145,10 +154,11 @@ class _Run:
         latents = self._sample(denoiser, x, sigmas, noise_source, batch_index)
         self.timings["sample"] += time.perf_counter() - t0
         self._check_cancel()  # a cancel during the last step skips the decode
-        t0 = time.perf_counter()
-        pixels = [self._decode(latents[i : i + 1]) for i in range(len(seeds))]
-        self.timings["decode"] += time.perf_counter() - t0
-        return [self._result_image(p, s) for p, s in zip(pixels, seeds, strict=True)]
+        for i, seed in enumerate(seeds):
+            t0 = time.perf_counter()
+            pixels = self._decode(latents[i : i + 1])
+            self.timings["decode"] += time.perf_counter() - t0
+            self._finish_image(GeneratedImage(pixels, seed, self._parameters(seed)))
 
     def _sample(self, denoiser, x, sigmas, noise_source, batch_index) -> torch.Tensor:
         steps = len(sigmas) - 1
@@ -191,8 +201,12 @@ class _Run:
         """Latents (scaled) -> images in [-1, 1], float32, retrying in float32 on NaN/Inf."""
         return decode_with_fallback(self.bundle, latents / LATENT_SCALE)
 
-    def _result_image(self, pixels: np.ndarray, seed: int) -> GeneratedImage:
-        return GeneratedImage(pixels, seed, self._parameters(seed))
+    def _finish_image(self, image: GeneratedImage) -> None:
+        """Keep the image and hand it out at once: a later cancel or error cannot lose it."""
+        self.images.append(image)
+        if self.on_image is not None:
+            total = self.req.batch_size * self.req.batch_count
+            self.on_image(ImageEvent(self.job_id, len(self.images) - 1, total, image))
 
     def _parameters(self, seed: int) -> str:
         req = self.req

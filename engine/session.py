@@ -1,49 +1,86 @@
-"""`Engine`: the one object the app's worker thread and the CLI talk to."""
+"""`Engine`: the local backend, the one object the app's worker thread and the CLI talk to."""
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
+import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from engine.api import GenerationRequest, GenerationResult, ModelInfo
+from engine.api import (
+    GenerationRequest,
+    GenerationResult,
+    ImageCallback,
+    ModelInfo,
+    ModelRef,
+    ProgressCallback,
+    StepCallback,
+)
 from engine.devices import dtype_name, pick_device, pick_dtype
 from engine.errors import NoModelError, OutOfMemoryError
-from engine.loading.build import ModelBundle, Progress, load_bundle
+from engine.loading.build import ModelBundle, load_bundle
+from engine.model_files import find_model_files
 from engine.model_hash import model_hash
-from engine.pipeline import ModelLabel, StepCallback, generate
+from engine.pipeline import ModelLabel, generate
 from engine.validate import validate_request
 
 
 class Engine:
-    """Loads one checkpoint at a time and runs generations on it.
+    """The local ``Backend``: loads one checkpoint at a time and runs generations on it.
 
     Not thread-safe: one thread (the app's worker, or the CLI's main thread) owns it. Cancel a
     running generation from any thread by setting the ``cancel`` event passed to ``generate``.
     """
 
-    def __init__(self, device: str | None = None, precision: str = "auto"):
+    def __init__(
+        self,
+        device: str | None = None,
+        precision: str = "auto",
+        model_folders: Iterable[str | os.PathLike[str]] = (),
+    ):
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
+        self.model_folders = [Path(f).expanduser() for f in model_folders]
         self._bundle: ModelBundle | None = None
         self._info: ModelInfo | None = None
         self._label: ModelLabel | None = None
+        # Requests already checked by ``validate`` (the CLI checks before the slow load): they
+        # are frozen, so generate() need not check them again. By identity, not equality: two
+        # equal requests may carry different init images.
+        self._checked: dict[int, weakref.ref[GenerationRequest]] = {}
 
     @property
     def model_info(self) -> ModelInfo | None:
         return self._info
 
-    def load_model(self, path: str | Path, on_progress: Progress | None = None) -> ModelInfo:
-        """Replace the current model. On error the previous model stays loaded."""
-        path = Path(path).expanduser()
+    def list_models(self) -> list[ModelRef]:
+        """Checkpoint files and diffusers folders in ``model_folders``, and the loaded model."""
+        refs = {
+            str(p): ModelRef(str(p), _model_name(p), str(p))
+            for p in find_model_files(self.model_folders)
+        }
+        if self._info is not None:
+            refs.setdefault(
+                self._info.path, ModelRef(self._info.path, self._info.name, self._info.path)
+            )
+        return sorted(refs.values(), key=lambda r: (r.name.casefold(), r.id))
+
+    def load_model(
+        self, model: str | os.PathLike[str], on_progress: ProgressCallback | None = None
+    ) -> ModelInfo:
+        """Replace the current model (a path; for this backend a ``ModelRef.id`` is one). On
+        error the previous model stays loaded."""
+        path = Path(model).expanduser()
         start = time.perf_counter()
         bundle = _guard_oom(lambda: load_bundle(path, self.device, self.dtype, on_progress))
         self.unload()
         self._bundle = bundle
-        name = path.name if path.is_dir() else path.stem
+        name = _model_name(path)
         self._label = ModelLabel(name, None)
         self._info = ModelInfo(
             name=name,
@@ -62,24 +99,47 @@ class Engine:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def validate(self, request: GenerationRequest) -> None:
+        """Refuse a request with bad values (InvalidRequestError), before any work."""
+        key = id(request)
+        known = self._checked.get(key)
+        if known is not None and known() is request:
+            return
+        validate_request(request)
+        self._checked[key] = weakref.ref(request, lambda _, key=key: self._checked.pop(key, None))
+
     def generate(
         self,
         request: GenerationRequest,
+        *,
         on_step: StepCallback | None = None,
+        on_image: ImageCallback | None = None,
         cancel: threading.Event | None = None,
         job_id: int = 0,
     ) -> GenerationResult:
         if self._bundle is None or self._info is None or self._label is None:
             raise NoModelError("No model is loaded. Open a Stable Diffusion 1.x checkpoint first.")
-        validate_request(request)  # before hashing: a bad value must not cost seconds of work
+        self.validate(request)  # before hashing: a bad value must not cost seconds of work
         if self._label.hash is None and not Path(self._info.path).is_dir():
             # Hashing 2 GB takes seconds: done once, on first use, not while loading.
             self._label = ModelLabel(self._label.name, model_hash(Path(self._info.path)))
         bundle, label = self._bundle, self._label
         return _guard_oom(
-            lambda: generate(bundle, request, label, on_step=on_step, cancel=cancel, job_id=job_id),
+            lambda: generate(
+                bundle,
+                request,
+                label,
+                on_step=on_step,
+                on_image=on_image,
+                cancel=cancel,
+                job_id=job_id,
+            ),
             request,
         )
+
+
+def _model_name(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
 
 
 # How allocators word it: CUDA/MPS "out of memory"; torch's CPU allocator "can't allocate

@@ -40,10 +40,10 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_saved_file_is_complete_with_parameters(tmp_path: Path) -> None:
     image = _image()
-    path = save_png(tmp_path / "gallery", image, PARAMS)
+    path = save_png(tmp_path / "gallery", image, PARAMS, stem=1234)
     assert path.parent == tmp_path / "gallery"
     assert NAME_RE.match(path.name), path.name
-    assert "-1234-" in path.name  # the seed, taken from the parameters
+    assert "-1234-" in path.name  # the seed the caller passed
     np.testing.assert_array_equal(_pixels(path), image)
     assert read_png_parameters(path) == PARAMS
     assert _leftovers(path.parent) == []
@@ -71,10 +71,12 @@ def test_stem_labels_the_file_and_is_sanitised(tmp_path: Path) -> None:
     assert NAME_RE.match(bare.name) and bare.name.count("-") == 3
 
 
-def test_seed_stem_and_prompt_lookalikes(tmp_path: Path) -> None:
+def test_the_caller_labels_the_file_never_the_text(tmp_path: Path) -> None:
     assert "-77-" in save_png(tmp_path, _image(), PARAMS, stem=77).name
-    tricky = "Seed: 999\nSteps: 2, Seed: 31"  # the prompt's "Seed" is not the seed
-    assert "-31-" in save_png(tmp_path, _image(), tricky).name
+    # The parameters text is stored, not parsed: its "Seed" does not name the file.
+    unlabelled = save_png(tmp_path, _image(), "Seed: 999\nSteps: 2, Seed: 31")
+    assert "999" not in unlabelled.name and "-31-" not in unlabelled.name
+    assert "-0-" in save_png(tmp_path, _image(), PARAMS, stem=0).name
 
 
 @settings(max_examples=60, deadline=None)
