@@ -7,21 +7,17 @@ import math
 import numpy as np
 import torch
 
-# SD1.x: rows are the 4 latent channels, columns R, G, B; output in [-1, 1].
-SD1_LATENT_RGB = (
-    (0.3512, 0.2297, 0.3227),
-    (0.3250, 0.4974, 0.2350),
-    (-0.2829, 0.1762, 0.2721),
-    (-0.2120, -0.2616, -0.7177),
-)
+from engine.family import LatentRGB
 
 
-def latents_to_rgb(latents: torch.Tensor) -> np.ndarray:
-    """(B, 4, h, w) x0 estimate (unscaled, as the sampler sees it) -> (rows*h, cols*w, 3) uint8.
+def latents_to_rgb(latents: torch.Tensor, factors: LatentRGB) -> np.ndarray:
+    """(B, C, h, w) x0 estimate (as the sampler sees it) -> (rows*h, cols*w, 3) uint8.
 
-    A batch is tiled into a near-square grid so the preview shows every image forming.
+    ``factors`` is the model family's ``latent_rgb``: rows are the C latent channels, columns
+    R, G, B, output in [-1, 1]. A batch is tiled into a near-square grid so the preview shows
+    every image forming.
     """
-    matrix = torch.tensor(SD1_LATENT_RGB, dtype=torch.float32, device=latents.device)
+    matrix = torch.tensor(factors, dtype=torch.float32, device=latents.device)  # (C, 3)
     rgb = torch.einsum("bchw,cr->brhw", latents.float(), matrix)  # (B, 3, h, w) in ~[-1, 1]
     return to_uint8_grid(rgb)
 

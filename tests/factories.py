@@ -53,8 +53,8 @@ TINY_CLIP_KWARGS = dict(
     hidden_act="quick_gelu",
 )
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-KEY_LIST_DIR = REFERENCE_DIR / "checkpoint-keys"
+# Vendored with the tests (see its README): a fresh clone runs every test without outside files.
+KEY_LIST_DIR = Path(__file__).resolve().parent / "data" / "checkpoint-keys"
 
 
 def tiny_clip_config():
@@ -196,7 +196,7 @@ def parse_key_list(text: str) -> dict[str, tuple[int, ...]]:
 
 
 def reference_shapes(name: str, prefix: str = "") -> dict[str, tuple[int, ...]]:
-    """A key list from shared/reference/checkpoint-keys (e.g. "UNET-v1-SD"), keys prefixed."""
+    """A key list from tests/data/checkpoint-keys (e.g. "UNET-v1-SD"), keys prefixed."""
     text = (KEY_LIST_DIR / f"{name}.txt").read_text()
     return {prefix + k: s for k, s in parse_key_list(text).items()}
 

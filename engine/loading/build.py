@@ -16,6 +16,7 @@ from engine.errors import (
     MissingComponentError,
     NotACheckpointError,
 )
+from engine.family import ModelFamily
 from engine.loading.checkpoint import load_single_file
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
 from engine.loading.page_release import PageReleaser
@@ -23,31 +24,27 @@ from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
 from engine.text.encoder import TextEncoder
 
-UNET_PREFIX = "model.diffusion_model."
-VAE_PREFIX = "first_stage_model."
-CLIP_PREFIX = "cond_stage_model.transformer."
-
 Progress = Callable[[float, str], None]
 M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass
 class ModelBundle:
-    """The three networks of an SD1.x checkpoint, on one device, ready to run."""
+    """The three networks of a checkpoint, on one device, ready to run."""
 
     unet: UNetModel
     vae: AutoencoderKL
     text_encoder: TextEncoder
     unet_config: UNetConfig
     vae_config: VAEConfig
-    family: str
+    family: ModelFamily
     device: torch.device
     dtype: torch.dtype  # UNet and text encoder
     vae_dtype: torch.dtype  # may become float32 after a NaN decode in half precision
 
     @property
     def inpainting(self) -> bool:
-        return self.unet_config.in_channels == 9
+        return self.unet_config.in_channels == self.family.inpainting_in_channels
 
     @property
     def latent_factor(self) -> int:
@@ -71,10 +68,18 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return load_single_file(path)
 
 
-def split_components(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    parts: dict[str, dict[str, torch.Tensor]] = {"unet": {}, "vae": {}, "clip": {}}
+def split_components(
+    sd: Mapping[str, torch.Tensor], family: ModelFamily
+) -> dict[str, dict[str, torch.Tensor]]:
+    """The UNet, VAE and text encoder ("clip") tensors, each without its key prefix."""
+    prefixes = {
+        "unet": family.unet_prefix,
+        "vae": family.vae_prefix,
+        "clip": family.text_encoder_prefix,
+    }
+    parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in prefixes}
     for key, tensor in sd.items():
-        for name, prefix in (("unet", UNET_PREFIX), ("vae", VAE_PREFIX), ("clip", CLIP_PREFIX)):
+        for name, prefix in prefixes.items():
             if key.startswith(prefix):
                 parts[name][key[len(prefix) :]] = tensor
     missing = [name for name, part in parts.items() if not part]
@@ -82,7 +87,7 @@ def split_components(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torc
         names = {"unet": "the UNet", "vae": "the VAE", "clip": "the text encoder"}
         raise MissingComponentError(
             "This checkpoint lacks " + " and ".join(names[m] for m in missing) + ". "
-            "Use a complete Stable Diffusion 1.x checkpoint (UNet, VAE and text encoder in one "
+            f"Use a complete {family.display_name} checkpoint (UNet, VAE and text encoder in one "
             "file, such as v1-5-pruned-emaonly.safetensors)."
         )
     return parts
@@ -96,9 +101,9 @@ def load_bundle(
     sd = read_checkpoint(path)
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
     family = detect_family(shapes)
-    parts = split_components(sd)
+    parts = split_components(sd, family)
     del sd
-    unet_cfg = unet_config_from_shapes(_shapes(parts["unet"]))
+    unet_cfg = unet_config_from_shapes(_shapes(parts["unet"]), family)
     vae_cfg = vae_config_from_shapes(_shapes(parts["vae"]))
     layout = conv_layout(device)
     releaser = PageReleaser()
@@ -112,7 +117,7 @@ def load_bundle(
     )
     report(0.85, "Building the text encoder")
     clip = parts.pop("clip")
-    text = _build_text_encoder(clip, device, dtype)
+    text = _build_text_encoder(family, clip, device, dtype)
     releaser.release(_converted_sources(clip, text.model.state_dict().values()))
     report(1.0, "Ready")
     return ModelBundle(unet, vae, text, unet_cfg, vae_cfg, family, device, dtype, dtype)
@@ -194,9 +199,11 @@ def _converted_sources(sources: dict[str, torch.Tensor], kept) -> list[torch.Ten
     return [t for t in sources.values() if t.data_ptr() not in adopted]
 
 
-def _build_text_encoder(sd: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype):
+def _build_text_encoder(
+    family: ModelFamily, sd: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype
+) -> TextEncoder:
     try:
-        return TextEncoder.from_state_dict(sd, device=device, dtype=dtype)
+        return family.build_text_encoder(sd, device, dtype)
     except CheckpointError:
         raise
     except RuntimeError as e:

@@ -7,18 +7,15 @@ single tensor is read, and scaled-down test models are recognised exactly like r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
+from engine.family import FAMILIES, SD1, ModelFamily, Shapes
 from engine.models.unet import UNetConfig
 from engine.models.vae import VAEConfig
 
-Shapes = Mapping[str, tuple[int, ...]]
-
-UNET_PREFIX = "model.diffusion_model."
-VAE_PREFIX = "first_stage_model."
-SD1_HEADS = 8  # SD1 fixes the head count; the shapes only give the total width
-INPAINT_CHANNELS = 9  # 4 noisy latents + 1 mask + 4 masked-image latents
+# SD2 and SDXL files use SD1's CompVis prefixes too: what tells the families apart is below them.
+_COMPVIS_UNET_PREFIX = SD1.unet_prefix
+_COMPVIS_VAE_PREFIX = SD1.vae_prefix
 
 # A CLIP text encoder saved alone, with or without the SD prefix, old or new transformers layout.
 _TEXT_ENCODER_PREFIXES = ("cond_stage_model.", "text_model.", "embeddings.", "encoder.layers.")
@@ -65,8 +62,8 @@ def _transformer_depth(shapes: Shapes, prefix: str) -> int:
     return len(_indices(shapes, re.escape(prefix) + r"transformer_blocks\.(\d+)\."))
 
 
-def unet_config_from_shapes(shapes: Shapes) -> UNetConfig:
-    """The UNetConfig of a UNet state dict (keys without ``model.diffusion_model.``)."""
+def unet_config_from_shapes(shapes: Shapes, family: ModelFamily) -> UNetConfig:
+    """The UNetConfig of a ``family`` UNet state dict (keys without the family's prefix)."""
     stem = _require(shapes, "input_blocks.0.0.weight", "UNet")  # (mc, in, 3, 3)
     mc, in_channels = stem[0], stem[1]
     out_channels = _require(shapes, "out.2.weight", "UNet")[0]
@@ -97,7 +94,7 @@ def unet_config_from_shapes(shapes: Shapes) -> UNetConfig:
         channel_mult=tuple(mult),
         num_res_blocks=res_counts.pop(),
         attention_levels=tuple(attention),
-        num_heads=SD1_HEADS,
+        num_heads=family.unet_heads,
         context_dim=context,
         transformer_depth=depths.pop(),
     )
@@ -164,9 +161,9 @@ def _reject_non_checkpoints(shapes: Shapes) -> None:
             "This is a ControlNet, not a checkpoint: it guides a model but cannot generate "
             "alone. " + _LOAD_A_CHECKPOINT + "."
         )
-    if _any(shapes, prefix=(UNET_PREFIX,)):
+    if _any(shapes, prefix=(_COMPVIS_UNET_PREFIX,)):
         return
-    has_vae = _any(shapes, prefix=(VAE_PREFIX, "encoder.conv_in.", "decoder.conv_in."))
+    has_vae = _any(shapes, prefix=(_COMPVIS_VAE_PREFIX, "encoder.conv_in.", "decoder.conv_in."))
     has_text = _any(shapes, prefix=_TEXT_ENCODER_PREFIXES)
     if has_vae or has_text:
         part = {
@@ -200,12 +197,12 @@ def _unsupported(what: str) -> UnsupportedModelError:
 def _reject_other_families(shapes: Shapes) -> None:
     if (
         _any(shapes, prefix=("conditioner.embedders.",))
-        or f"{UNET_PREFIX}label_emb.0.0.weight" in shapes
+        or f"{_COMPVIS_UNET_PREFIX}label_emb.0.0.weight" in shapes
     ):
         raise _unsupported("an SDXL checkpoint")
     if _any(shapes, prefix=("cond_stage_model.model.",)):
         raise _unsupported("a Stable Diffusion 2.x checkpoint (OpenCLIP text encoder)")
-    unet = {k[len(UNET_PREFIX) :]: s for k, s in shapes.items() if k.startswith(UNET_PREFIX)}
+    unet = _unet_shapes(shapes)
     if "input_blocks.0.0.weight" not in unet or "out.2.weight" not in unet:
         raise _unsupported("a diffusion model with an unknown layout (not a CompVis UNet)")
     proj_in = unet.get("input_blocks.1.1.proj_in.weight") or unet.get(
@@ -216,14 +213,22 @@ def _reject_other_families(shapes: Shapes) -> None:
         raise _unsupported("a Stable Diffusion 2.x checkpoint")
     if context in (1280, 2048):
         raise _unsupported("an SDXL checkpoint")
+
+
+def _unet_shapes(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    n = len(_COMPVIS_UNET_PREFIX)
+    return {k[n:]: s for k, s in shapes.items() if k.startswith(_COMPVIS_UNET_PREFIX)}
+
+
+def _unknown_unet(unet: Shapes) -> UnsupportedModelError:
+    """A CompVis UNet that no family takes: name it by its input channels."""
     in_channels = unet["input_blocks.0.0.weight"][1]
-    if in_channels not in (4, INPAINT_CHANNELS):
-        kinds = {8: "an InstructPix2Pix model", 5: "a depth-conditioned model"}
-        raise _unsupported(kinds.get(in_channels, f"a UNet with {in_channels} input channels"))
+    kinds = {8: "an InstructPix2Pix model", 5: "a depth-conditioned model"}
+    return _unsupported(kinds.get(in_channels, f"a UNet with {in_channels} input channels"))
 
 
-def detect_family(full_shapes: Shapes) -> str:
-    """The model family of a whole checkpoint (keys with their prefixes): "sd1" or an error.
+def detect_family(full_shapes: Shapes) -> ModelFamily:
+    """The model family of a whole checkpoint (keys with their prefixes), or an error.
 
     Raises NotACheckpointError for files that are not full models (LoRA, ControlNet, VAE or
     text encoder alone), UnsupportedModelError for SD 2.x, SDXL and other architectures.
@@ -232,4 +237,8 @@ def detect_family(full_shapes: Shapes) -> str:
         raise NotACheckpointError("This file holds no tensors. " + _LOAD_A_CHECKPOINT + ".")
     _reject_non_checkpoints(full_shapes)
     _reject_other_families(full_shapes)
-    return "sd1"
+    unet = _unet_shapes(full_shapes)
+    for family in FAMILIES.values():
+        if family.matches_unet(unet):
+            return family
+    raise _unknown_unet(unet)

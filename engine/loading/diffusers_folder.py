@@ -25,6 +25,7 @@ from engine.errors import (
     UnsafeCheckpointError,
     UnsupportedModelError,
 )
+from engine.family import SD1
 from engine.loading.checkpoint import check_weights, is_damaged_pickle, refusal_reason
 from engine.loading.diffusers_keys import (
     convert_text_encoder_state_dict,
@@ -65,7 +66,7 @@ _COMPONENTS = (
         "UNet",
         "diffusion_pytorch_model.safetensors",
         "diffusion_pytorch_model.bin",
-        "model.diffusion_model.",
+        SD1.unet_prefix,
         convert_unet_state_dict,
     ),
     _Component(
@@ -73,7 +74,7 @@ _COMPONENTS = (
         "VAE",
         "diffusion_pytorch_model.safetensors",
         "diffusion_pytorch_model.bin",
-        "first_stage_model.",
+        SD1.vae_prefix,
         convert_vae_state_dict,
     ),
     _Component(
@@ -81,7 +82,7 @@ _COMPONENTS = (
         "text encoder",
         "model.safetensors",
         "pytorch_model.bin",
-        "cond_stage_model.transformer.text_model.",
+        SD1.text_encoder_prefix + "text_model.",  # the layout most single-file SD1 files have
         convert_text_encoder_state_dict,
     ),
 )

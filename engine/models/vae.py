@@ -27,11 +27,6 @@ class VAEConfig:
     in_channels: int = 3
     out_channels: int = 3
 
-    @property
-    def downscale(self) -> int:
-        """Image pixels per latent cell along one side (8 for SD)."""
-        return 2 ** (len(self.ch_mult) - 1)
-
 
 class MidBlock(nn.Module):
     """ResnetBlock, self-attention, ResnetBlock at the lowest resolution."""

@@ -1,4 +1,4 @@
-"""The UNet wrapped as a denoiser D(x, sigma) -> x0, and classifier-free guidance around it."""
+"""The UNet wrapped as a denoiser D(x, sigma, cond) -> x0, and classifier-free guidance."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ from collections.abc import Callable
 
 import torch
 
+from engine.sampling.conditioning import Conditioning, cat_conditioning
 from engine.sampling.schedules import sigma_to_t
 
 # (x, t, context) -> network output (epsilon or v), any dtype.
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# (x, sigma, cond) -> denoised x0.
+Denoiser = Callable[[torch.Tensor, torch.Tensor, Conditioning], torch.Tensor]
 PREDICTIONS = ("epsilon", "v")
 
 
-class EpsDenoiser:
-    """Turns an epsilon- or v-predicting UNet into ``D(x, sigma, context) -> denoised x0``.
+class UNetDenoiser:
+    """Turns an epsilon- or v-predicting UNet into ``D(x, sigma, cond) -> denoised x0``.
 
     ``x`` is in sigma space (``x0 + sigma * noise``); the UNet was trained on DDPM latents
     ``x / sqrt(sigma^2 + 1)`` at integer timesteps, hence ``c_in`` and ``sigma_to_t``. The UNet may
@@ -43,23 +46,19 @@ class EpsDenoiser:
         # v = alpha * eps - sigma_ddpm * x0, solved for x0 in sigma space.
         return c_in**2, -sigma * c_in, c_in
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        if cond.vector is not None:  # SDXL's y: no UNet here takes one yet
+            raise ValueError("this UNet takes no vector conditioning")
         sigma = sigma.to(x)  # (B,)
         c_skip, c_out, c_in = (c[:, None, None, None] for c in self.scalings(sigma))  # (B,1,1,1)
         # The timestep stays float32: float16 cannot hold fractional timesteps near 999.
         t = sigma_to_t(sigma, self.alphas_cumprod).float()  # (B,)
         dtype = self.dtype or x.dtype
-        out = self.unet((x * c_in).to(dtype), t, context.to(dtype)).to(x.dtype)  # (B, C, H, W)
+        x_in = (x * c_in).to(dtype)  # (B, C, H, W)
+        if cond.concat is not None:  # noise-free extra channels: not scaled by c_in
+            x_in = torch.cat([x_in, cond.concat.to(x_in)], dim=1)  # (B, C + C_concat, H, W)
+        out = self.unet(x_in, t, cond.context.to(dtype)).to(x.dtype)  # (B, C, H, W)
         return out * c_out + x * c_skip  # (B, C, H, W)
-
-
-def _match_batch(context: torch.Tensor, batch: int) -> torch.Tensor:
-    # One prompt for a whole batch: broadcast instead of asking the caller to repeat it.
-    if context.shape[0] == batch:
-        return context
-    if context.shape[0] == 1:
-        return context.expand(batch, *context.shape[1:])
-    raise ValueError(f"conditioning batch {context.shape[0]} does not match latent batch {batch}")
 
 
 class CFGDenoiser:
@@ -70,27 +69,27 @@ class CFGDenoiser:
 
     def __init__(
         self,
-        denoiser: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-        cond: torch.Tensor,
-        uncond: torch.Tensor | None,
+        denoiser: Denoiser,
+        cond: Conditioning,
+        uncond: Conditioning | None,
         scale: float,
     ) -> None:
         if scale != 1.0 and uncond is None:
             raise ValueError("guidance scale != 1 needs an unconditional embedding")
         self.denoiser = denoiser
-        self.cond = cond  # (B or 1, T, D)
-        self.uncond = uncond  # (B or 1, T, D)
+        self.cond = cond  # batch B or 1
+        self.uncond = uncond  # batch B or 1
         self.scale = float(scale)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        cond = _match_batch(self.cond, batch)  # (B, T, D)
+        cond = self.cond.expand_to(batch)
         if self.scale == 1.0:
             # The unconditional half would be multiplied by zero: skip it, half the cost.
             return self.denoiser(x, sigma, cond)
         assert self.uncond is not None  # checked in __init__
-        uncond = _match_batch(self.uncond, batch)  # (B, T, D)
+        both = cat_conditioning([self.uncond.expand_to(batch), cond])  # batch 2B
         x_in = torch.cat([x, x])  # (2B, C, H, W)
         sigma_in = torch.cat([sigma, sigma])  # (2B,)
-        out_uncond, out_cond = self.denoiser(x_in, sigma_in, torch.cat([uncond, cond])).chunk(2)
+        out_uncond, out_cond = self.denoiser(x_in, sigma_in, both).chunk(2)
         return out_uncond + self.scale * (out_cond - out_uncond)  # (B, C, H, W)

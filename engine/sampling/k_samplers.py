@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-StepCallback = Callable[[int, torch.Tensor], None]
+SamplerCallback = Callable[[int, torch.Tensor], None]
 Noise = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -30,7 +30,7 @@ def to_d(x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
     return (x - denoised) / sigma
 
 
-def notify(callback: StepCallback | None, i: int, denoised: torch.Tensor) -> None:
+def notify(callback: SamplerCallback | None, i: int, denoised: torch.Tensor) -> None:
     if callback is not None:
         callback(i, denoised)
 
@@ -60,7 +60,7 @@ def sample_euler(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
 ) -> torch.Tensor:
     """Euler's method on the probability-flow ODE (Karras et al. 2022, Algorithm 2 w/o churn)."""
@@ -78,7 +78,7 @@ def sample_euler_a(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,
@@ -101,7 +101,7 @@ def sample_heun(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
 ) -> torch.Tensor:
     """Heun's 2nd-order method; the step to sigma 0 is plain Euler (d is undefined at 0)."""
@@ -140,7 +140,7 @@ def sample_lms(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
     order: int = 4,
 ) -> torch.Tensor:
@@ -168,7 +168,7 @@ def sample_dpmpp_2m(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022), data prediction, first order on the first/last step."""
@@ -197,7 +197,7 @@ def sample_dpmpp_2m_sde(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
     eta: float = 1.0,
     s_noise: float = 1.0,

@@ -13,7 +13,7 @@ import torch
 from engine.sampling.k_samplers import (
     Model,
     Noise,
-    StepCallback,
+    SamplerCallback,
     ancestral_step,
     denoise,
     notify,
@@ -35,7 +35,7 @@ def sample_ddim(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
     eta: float = 0.0,
 ) -> torch.Tensor:
@@ -72,7 +72,7 @@ def sample_plms(
     x: torch.Tensor,
     sigmas: torch.Tensor,
     *,
-    callback: StepCallback | None = None,
+    callback: SamplerCallback | None = None,
     noise: Noise | None = None,
 ) -> torch.Tensor:
     """Pseudo linear multistep (Liu et al. 2022) as in the CompVis scripts.

@@ -139,10 +139,6 @@ class TextEncoder:
         return self._transformer.final_layer_norm.weight.dtype
 
     @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
-
-    @property
     def num_layers(self) -> int:
         return self.model.config.num_hidden_layers
 
@@ -165,9 +161,9 @@ class TextEncoder:
         return self._transformer.final_layer_norm(out.hidden_states[-clip_skip])  # (N, 77, D)
 
     def encode_prompts(
-        self, prompt: str, negative: str = "", batch: int = 1, clip_skip: int = 1
+        self, prompt: str, negative: str = "", clip_skip: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cond, uncond), each (batch, 77 * chunks, hidden).
+        """(cond, uncond), each (1, 77 * chunks, hidden): the guidance broadcasts them.
 
         Prompts longer than 75 tokens are encoded in 75-token chunks whose states are joined
         along the sequence; the shorter prompt gets empty-prompt chunks so both have the same
@@ -182,6 +178,4 @@ class TextEncoder:
         rows = torch.tensor(cond_rows + uncond_rows, dtype=torch.long)  # (2C, 77)
         states = self.encode(rows, clip_skip)  # (2C, 77, D)
         joined = states.reshape(2, chunks * states.shape[1], states.shape[2])  # (2, 77C, D)
-        cond = joined[0:1].expand(batch, -1, -1)  # (B, 77C, D)
-        uncond = joined[1:2].expand(batch, -1, -1)  # (B, 77C, D)
-        return cond, uncond
+        return joined[0:1], joined[1:2]  # (1, 77C, D) each

@@ -58,7 +58,7 @@ def ensure_diffusers_folder(cache: Path = DEFAULT_CACHE) -> Path:
     folder = cache / DIFFUSERS_NAME
     if (folder / "model_index.json").exists():
         return folder
-    from engine.loading.build import CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
+    from engine.family import SD1
     from engine.loading.checkpoint import load_single_file
     from engine.models.unet import UNetConfig
     from engine.models.vae import VAEConfig
@@ -66,13 +66,15 @@ def ensure_diffusers_folder(cache: Path = DEFAULT_CACHE) -> Path:
     from tests.engine.reference import diffusers_pipeline
 
     sd = load_single_file(ensure_full_checkpoint(cache))
+    clip_prefix = SD1.text_encoder_prefix
     clip_shapes = {
-        k.removeprefix(CLIP_PREFIX): tuple(v.shape)
+        k.removeprefix(clip_prefix): tuple(v.shape)
         for k, v in sd.items()
-        if k.startswith(CLIP_PREFIX)
+        if k.startswith(clip_prefix)
     }
     clip_config = text_config_from_shapes(clip_shapes)
-    assert any(k.startswith(UNET_PREFIX) for k in sd) and any(k.startswith(VAE_PREFIX) for k in sd)
+    assert any(k.startswith(SD1.unet_prefix) for k in sd)
+    assert any(k.startswith(SD1.vae_prefix) for k in sd)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe = diffusers_pipeline(

@@ -179,15 +179,16 @@ class Steps:
     """One guided UNet step (batch 2: uncond and cond) on each side, on identical inputs."""
 
     def __init__(self, bundle, pipe, dtype: torch.dtype) -> None:
-        from engine.sampling.denoiser import CFGDenoiser, EpsDenoiser
-        from engine.sampling.schedules import sd_alphas_cumprod
+        from engine.sampling.conditioning import Conditioning
+        from engine.sampling.denoiser import CFGDenoiser, UNetDenoiser
 
         self.bundle, self.pipe, self.dtype = bundle, pipe, dtype
         gen = torch.Generator().manual_seed(1)
         context = torch.randn(2, 77, 768, generator=gen)  # (2, 77, 768): uncond, cond
         self.uncond, self.cond = context[:1], context[1:]
-        base = EpsDenoiser(bundle.unet, sd_alphas_cumprod(), dtype=dtype)
-        self.engine_denoiser = CFGDenoiser(base, self.cond, self.uncond, GUIDANCE)
+        base = UNetDenoiser(bundle.unet, bundle.family.alphas_cumprod(), dtype=dtype)
+        cond, uncond = Conditioning(self.cond), Conditioning(self.uncond)
+        self.engine_denoiser = CFGDenoiser(base, cond, uncond, GUIDANCE)
 
     def latents(self, size: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(2)
@@ -198,11 +199,11 @@ class Steps:
 
     def diffusers(self, size: int) -> torch.Tensor:
         """The same denoised x0 as the engine's step, through diffusers' UNet."""
-        from engine.sampling.schedules import sd_alphas_cumprod, sigma_to_t
+        from engine.sampling.schedules import sigma_to_t
 
         sigma = torch.tensor([SIGMA])
         x = self.latents(size) * SIGMA  # (1, 4, h, w) in sigma space
-        t = sigma_to_t(sigma, sd_alphas_cumprod()).float()[0]
+        t = sigma_to_t(sigma, self.bundle.family.alphas_cumprod()).float()[0]
         x_in = (torch.cat([x, x]) / (SIGMA**2 + 1) ** 0.5).to(self.dtype)  # (2, 4, h, w)
         context = torch.cat([self.uncond, self.cond]).to(self.dtype)  # (2, 77, 768)
         eps = self.pipe.unet(x_in, t, encoder_hidden_states=context).sample.float()
@@ -273,9 +274,12 @@ def preview_costs(bundle, ab: int) -> dict:
     """The cheap preview's own cost per step, and (``ab`` > 0) whole runs with and without."""
     from engine.preview import latents_to_rgb
 
+    factors = bundle.family.latent_rgb
     denoised = torch.randn(1, 4, 32, 32)  # (1, 4, h, w): a 256x256 x0 estimate
-    latents_to_rgb(denoised)
-    per_preview = statistics.median(timed(lambda: latents_to_rgb(denoised)) for _ in range(50))
+    latents_to_rgb(denoised, factors)
+    per_preview = statistics.median(
+        timed(lambda: latents_to_rgb(denoised, factors)) for _ in range(50)
+    )
     out: dict = {"per_preview_seconds": per_preview}
     if ab:
         out["with"], out["without"] = _preview_ab(bundle, ab)

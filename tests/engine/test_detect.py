@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import load_file
 
 from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
+from engine.family import SD1
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
 from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
 from tests.factories import (
     CLIP_PREFIX,
-    KEY_LIST_DIR,
     TINY_UNET,
     TINY_VAE,
     UNET_PREFIX,
@@ -25,10 +25,6 @@ from tests.factories import (
     strip_prefix,
     tiny_sd1_state_dict,
     write_checkpoint,
-)
-
-needs_reference = pytest.mark.skipif(
-    not KEY_LIST_DIR.is_dir(), reason=f"reference key lists not found at {KEY_LIST_DIR}"
 )
 
 
@@ -43,15 +39,15 @@ def meta_shapes(factory, config) -> dict[str, tuple[int, ...]]:
 
 
 def test_tiny_checkpoint_is_sd1_and_its_configs_are_recovered(tiny_shapes) -> None:
-    assert detect_family(tiny_shapes) == "sd1"
-    assert unet_config_from_shapes(strip_prefix(tiny_shapes, UNET_PREFIX)) == TINY_UNET
+    assert detect_family(tiny_shapes) is SD1
+    assert unet_config_from_shapes(strip_prefix(tiny_shapes, UNET_PREFIX), SD1) == TINY_UNET
     assert vae_config_from_shapes(strip_prefix(tiny_shapes, VAE_PREFIX)) == TINY_VAE
 
 
 def test_tiny_inpainting_checkpoint() -> None:
     shapes = shapes_of(tiny_sd1_state_dict(inpainting=True))
-    assert detect_family(shapes) == "sd1"
-    assert unet_config_from_shapes(strip_prefix(shapes, UNET_PREFIX)).in_channels == 9
+    assert detect_family(shapes) is SD1
+    assert unet_config_from_shapes(strip_prefix(shapes, UNET_PREFIX), SD1).in_channels == 9
 
 
 UNET_VARIANTS = [
@@ -66,7 +62,7 @@ UNET_VARIANTS = [
 
 @pytest.mark.parametrize("config", UNET_VARIANTS, ids=range(len(UNET_VARIANTS)))
 def test_unet_config_round_trips_through_shapes(config: UNetConfig) -> None:
-    assert unet_config_from_shapes(meta_shapes(UNetModel, config)) == config
+    assert unet_config_from_shapes(meta_shapes(UNetModel, config), SD1) == config
 
 
 VAE_VARIANTS = [
@@ -102,7 +98,7 @@ def test_written_checkpoint_detects_from_its_header(tmp_path, suffix: str) -> No
         loaded = torch.load(path, weights_only=True)["state_dict"]
         shapes = shapes_of(loaded)
     assert shapes == shapes_of(sd)
-    assert detect_family(shapes) == "sd1"
+    assert detect_family(shapes) is SD1
     assert all(torch.equal(loaded[k], v) for k, v in sd.items())
     assert loaded[UNET_PREFIX + "out.2.weight"].dtype == torch.float16
     assert loaded[CLIP_PREFIX + "embeddings.position_ids"].dtype == torch.int64
@@ -112,7 +108,7 @@ def test_missing_unet_stem_is_reported(tiny_shapes) -> None:
     unet = strip_prefix(tiny_shapes, UNET_PREFIX)
     del unet["input_blocks.0.0.weight"]
     with pytest.raises(MissingComponentError, match="input_blocks.0.0.weight"):
-        unet_config_from_shapes(unet)
+        unet_config_from_shapes(unet, SD1)
 
 
 def test_empty_file_is_not_a_checkpoint() -> None:
@@ -120,16 +116,15 @@ def test_empty_file_is_not_a_checkpoint() -> None:
         detect_family({})
 
 
-@needs_reference
 def test_real_sd15_layouts_are_sd1() -> None:
-    assert detect_family(full_sd1_shapes()) == "sd1"
-    assert detect_family(full_sd1_shapes("UNET-v1-Inpainting")) == "sd1"
+    assert detect_family(full_sd1_shapes()) is SD1
+    assert detect_family(full_sd1_shapes("UNET-v1-Inpainting")) is SD1
     # Some files name the text encoder without "text_model.".
     flat = {
         k.replace("transformer.text_model.", "transformer."): s
         for k, s in full_sd1_shapes().items()
     }
-    assert detect_family(flat) == "sd1"
+    assert detect_family(flat) is SD1
 
 
 def _sd2() -> dict:
@@ -250,7 +245,6 @@ REJECTED = {
 }
 
 
-@needs_reference
 @pytest.mark.parametrize("kind", list(REJECTED))
 def test_other_files_are_rejected_with_advice(kind: str) -> None:
     build, error, words = REJECTED[kind]
@@ -260,7 +254,6 @@ def test_other_files_are_rejected_with_advice(kind: str) -> None:
     assert "Stable Diffusion 1.x checkpoint" in str(info.value)
 
 
-@needs_reference
 def test_sdxl_unet_is_refused_by_config_detection_too() -> None:
     with pytest.raises(UnsupportedModelError):
-        unet_config_from_shapes(reference_shapes("UNET-XL-SD"))
+        unet_config_from_shapes(reference_shapes("UNET-XL-SD"), SD1)

@@ -19,6 +19,7 @@ from engine.errors import (
 )
 from engine.loading.diffusers_folder import is_diffusers_folder, load_diffusers_folder
 from engine.loading.diffusers_keys import convert_unet_state_dict, convert_vae_state_dict
+from tests.factories import reference_shapes
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
@@ -26,7 +27,6 @@ transformers = pytest.importorskip("transformers")
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer.text_model."
-REFERENCE = Path(__file__).parents[2].parent / "shared/reference/checkpoint-keys"
 UNET_FILE = "diffusion_pytorch_model.safetensors"
 
 TINY_UNET = {
@@ -106,14 +106,6 @@ def _assert_same_tensors(got: dict[str, torch.Tensor], want: dict[str, torch.Ten
     for key, tensor in want.items():
         assert got[key].shape == tensor.shape, key
         assert torch.equal(got[key], tensor), key
-
-
-def _read_key_list(path: Path) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, shape = line.partition(" ")
-        shapes[key] = tuple(int(n) for n in shape.strip("[]").split(",") if n)
-    return shapes
 
 
 def test_recognises_diffusers_folders(tiny_folder: Path, tmp_path: Path) -> None:
@@ -281,7 +273,6 @@ def test_unknown_unet_weights_are_refused() -> None:
         convert_unet_state_dict(state)
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference key lists not present")
 def test_full_size_sd15_matches_reference_key_lists() -> None:
     with torch.device("meta"):  # SD1.5 sizes without allocating or initialising 1 GB of weights
         unet = diffusers.UNet2DConditionModel(
@@ -295,9 +286,9 @@ def test_full_size_sd15_matches_reference_key_lists() -> None:
             latent_channels=4,
         )
     for model, convert, name in (
-        (unet, convert_unet_state_dict, "UNET-v1-SD.txt"),
-        (vae, convert_vae_state_dict, "VAE-v1-SD.txt"),
+        (unet, convert_unet_state_dict, "UNET-v1-SD"),
+        (vae, convert_vae_state_dict, "VAE-v1-SD"),
     ):
         converted = convert(model.state_dict())
         got = {key: tuple(tensor.shape) for key, tensor in converted.items()}
-        assert got == _read_key_list(REFERENCE / name), name
+        assert got == reference_shapes(name), name

@@ -4,14 +4,13 @@ import pytest
 import torch
 from transformers import CLIPTextModel
 
+from engine.family import SD1
 from engine.loading.build import assign_weights, split_components
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
 from engine.models.unet import UNetModel
 from engine.models.vae import AutoencoderKL
 from engine.text.encoder import normalise_keys, text_config_from_shapes
-from tests.factories import KEY_LIST_DIR, full_sd1_shapes
-
-pytestmark = pytest.mark.skipif(not KEY_LIST_DIR.exists(), reason="shared/reference is absent")
+from tests.factories import full_sd1_shapes
 
 
 def _meta_checkpoint(shapes):
@@ -21,9 +20,9 @@ def _meta_checkpoint(shapes):
 @pytest.mark.parametrize("unet_list, in_channels", [("UNET-v1-SD", 4), ("UNET-v1-Inpainting", 9)])
 def test_sd15_file_loads_strictly(unet_list, in_channels):
     sd = _meta_checkpoint(full_sd1_shapes(unet_list))
-    assert detect_family({k: tuple(v.shape) for k, v in sd.items()}) == "sd1"
-    parts = split_components(sd)
-    unet_cfg = unet_config_from_shapes({k: tuple(v.shape) for k, v in parts["unet"].items()})
+    assert detect_family({k: tuple(v.shape) for k, v in sd.items()}) is SD1
+    parts = split_components(sd, SD1)
+    unet_cfg = unet_config_from_shapes({k: tuple(v.shape) for k, v in parts["unet"].items()}, SD1)
     vae_cfg = vae_config_from_shapes({k: tuple(v.shape) for k, v in parts["vae"].items()})
     assert unet_cfg.in_channels == in_channels and unet_cfg.context_dim == 768
     meta = torch.device("meta")

@@ -7,19 +7,15 @@ import re
 import pytest
 import torch
 
+from engine.family import SD1
 from engine.loading.detect import unet_config_from_shapes, vae_config_from_shapes
 from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
 from tests.factories import (
     CLIP_PREFIX,
-    KEY_LIST_DIR,
     reference_shapes,
     shapes_of,
     tiny_sd1_state_dict,
-)
-
-pytestmark = pytest.mark.skipif(
-    not KEY_LIST_DIR.is_dir(), reason=f"reference key lists not found at {KEY_LIST_DIR}"
 )
 
 CASES = [
@@ -46,7 +42,7 @@ def test_module_keys_and_shapes_equal_reference(name, factory, config) -> None:
     [("UNET-v1-SD", UNetConfig()), ("UNET-v1-Inpainting", UNetConfig(in_channels=9))],
 )
 def test_detection_recovers_full_unet_config(name: str, config: UNetConfig) -> None:
-    assert unet_config_from_shapes(reference_shapes(name)) == config
+    assert unet_config_from_shapes(reference_shapes(name), SD1) == config
 
 
 def test_detection_recovers_full_vae_config() -> None:
