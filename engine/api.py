@@ -14,7 +14,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-SAMPLERS = ("euler", "euler_a", "heun", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "plms")
+from engine.samplers import DEFAULT_SAMPLER, sampler_ids
+
+SAMPLERS = sampler_ids()  # ids of engine.samplers.CATALOGUE: names, defaults, costs are there
 SCHEDULES = ("normal", "karras")
 
 # Limits checked before any work starts (see engine.validate).
@@ -36,14 +38,18 @@ class GenerationRequest:
     steps: int = 25
     guidance_scale: float = 7.0
     seed: int | None = None  # None: a random seed, reported back in the result
-    sampler: str = "dpmpp_2m"
-    schedule: str = "karras"
+    sampler: str = DEFAULT_SAMPLER
+    schedule: str = "karras"  # ignored by samplers without a schedule (DDIM, PLMS)
     batch_size: int = 1  # images per UNet batch (--n_samples)
     batch_count: int = 1  # batches run one after another (--n_iter)
     init_image: np.ndarray | None = field(default=None, compare=False, repr=False)
     strength: float = 0.75  # img2img only: 0 keeps the init image, 1 ignores it
     eta: float = 0.0  # DDIM only
     clip_skip: int = 1  # 1 = last layer; 2 = penultimate, as A1111
+    # txt2img with a scheduled sampler: start from noise * sqrt(1 + sigma_max**2), the exact
+    # marginal (as diffusers, ComfyUI, and A1111 with "SGM noise multiplier" on). False: A1111's
+    # default noise * sigma_max, to reproduce its pictures. DDIM, PLMS and img2img ignore it.
+    sgm_noise: bool = True
     preview_every: int = 1  # cheap latent->RGB preview every N steps; 0 = none
     preview_decode_every: int = 0  # full VAE decode preview every N steps; 0 = never
 

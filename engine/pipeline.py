@@ -28,14 +28,20 @@ from engine.api import (
 )
 from engine.errors import Cancelled, NumericalError, UnsupportedModelError
 from engine.loading.build import ModelBundle
-from engine.metadata import format_parameters, sampler_display_name, schedule_display_name
+from engine.parameters import (
+    SGM_NOISE_KEY,
+    format_parameters,
+    schedule_display_name,
+    version_label,
+)
 from engine.preview import latents_to_rgb, to_uint8_grid, to_uint8_images
-from engine.sampling.denoiser import CFGDenoiser, EpsDenoiser
+from engine.samplers import sampler_info
+from engine.sampling.conditioning import Conditioning
+from engine.sampling.denoiser import CFGDenoiser, UNetDenoiser
 from engine.sampling.noise import NoiseSource
-from engine.sampling.registry import SAMPLERS
-from engine.sampling.schedules import get_sigmas, sd_alphas_cumprod
+from engine.sampling.registry import SAMPLER_FUNCTIONS
+from engine.sampling.schedules import get_sigmas
 
-LATENT_SCALE = 0.18215  # SD1.x autoencoder scale factor
 IMG2IMG_CONVENTION = "diffusers"
 
 
@@ -60,9 +66,11 @@ def generate(
     """Run a request that ``engine.validate.validate_request`` accepted (the Engine checks it
     once, before any work)."""
     if bundle.inpainting:
+        family = bundle.family
         raise UnsupportedModelError(
-            "This is an inpainting checkpoint (9-channel UNet). It loads, but generating with "
-            "it is not supported yet: load a regular SD 1.x checkpoint for txt2img and img2img."
+            f"This is an inpainting checkpoint ({family.inpainting_in_channels}-channel UNet). "
+            "It loads, but generating with it is not supported yet: load a regular "
+            f"{family.display_name} checkpoint for txt2img and img2img."
         )
     run = _Run(bundle, request, label, on_step, on_image, cancel or threading.Event(), job_id)
     return run.execute()
@@ -98,7 +106,7 @@ class _Run:
         self.job_id: int = job_id
         self.start = time.perf_counter()
         self.timings = {"encode": 0.0, "sample": 0.0, "decode": 0.0}
-        self.alphas_cumprod = sd_alphas_cumprod()
+        self.alphas_cumprod = bundle.family.alphas_cumprod()
 
     def execute(self) -> GenerationResult:
         req = self.req
@@ -120,8 +128,9 @@ class _Run:
         cond, uncond = bundle.text_encoder.encode_prompts(
             req.prompt, req.negative_prompt, clip_skip=req.clip_skip
         )
-        base = EpsDenoiser(bundle.unet, self.alphas_cumprod, dtype=bundle.dtype)
-        return CFGDenoiser(base, cond, uncond, req.guidance_scale)
+        family = bundle.family
+        base = UNetDenoiser(bundle.unet, self.alphas_cumprod, family.prediction, bundle.dtype)
+        return CFGDenoiser(base, Conditioning(cond), Conditioning(uncond), req.guidance_scale)
 
     def _encode_init_image(self) -> torch.Tensor:
         from engine.images import fit_image
@@ -131,7 +140,7 @@ class _Run:
         pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
         x = (x / 255.0 * 2.0 - 1.0).to(bundle.device, bundle.vae_dtype)  # (1, 3, H, W)
-        return bundle.vae.encode(x).float() * LATENT_SCALE  # (1, 4, h, w)
+        return bundle.vae.encode(x).float() * bundle.family.latent_scale  # (1, C, h, w)
 
     # -- sampling -----------------------------------------------------------------------------
     def _run_batch(self, denoiser, init_latent, seeds, batch_index) -> None:
@@ -141,12 +150,12 @@ class _Run:
         # One CPU generator per image: the initial noise, then (for ancestral and SDE samplers)
         # the step noise, continue one stream, so any image of a batch reproduces alone.
         noise_source = NoiseSource(seeds)
-        noise = noise_source.sample((len(seeds), 4, req.height // f, req.width // f), bundle.device)
+        shape = (len(seeds), bundle.family.latent_channels, req.height // f, req.width // f)
+        noise = noise_source.sample(shape, bundle.device)
         sigmas = get_sigmas(req.sampler, req.schedule, req.steps, self.alphas_cumprod)
         sigmas = sigmas.to(bundle.device)
         if init_latent is None:
-            # Full denoise: the exact marginal at sigma_max (as diffusers and ComfyUI).
-            x = noise * math.sqrt(1.0 + float(sigmas[0]) ** 2)
+            x = noise * self._start_noise_scale(float(sigmas[0]))
         else:
             sigmas = sigmas[req.steps - img2img_steps(req) :]
             x = init_latent.expand(len(seeds), -1, -1, -1) + noise * sigmas[0]
@@ -160,12 +169,26 @@ class _Run:
             self.timings["decode"] += time.perf_counter() - t0
             self._finish_image(GeneratedImage(pixels, seed, self._parameters(seed)))
 
+    def _start_noise_scale(self, sigma_max: float) -> float:
+        """txt2img starts at noise * sqrt(1 + sigma_max**2), the exact marginal at sigma_max
+        (as diffusers and ComfyUI), unless the request asks for A1111's default sigma_max."""
+        if self._a1111_noise_option_applies() and not self.req.sgm_noise:
+            return sigma_max
+        return math.sqrt(1.0 + sigma_max**2)
+
+    def _a1111_noise_option_applies(self) -> bool:
+        """Whether A1111's "SGM noise multiplier" option changes this picture there: only its
+        k-diffusion samplers' txt2img (``KDiffusionSampler.sample``). Its img2img adds
+        noise * sigma as we do; its DDIM and PLMS start from unit noise in the unscaled
+        (variance-preserving) space, which is our sqrt(1 + sigma_max**2) start."""
+        return self.req.init_image is None and sampler_info(self.req.sampler).uses_schedule
+
     def _sample(self, denoiser, x, sigmas, noise_source, batch_index) -> torch.Tensor:
         steps = len(sigmas) - 1
         if steps == 0:
             return x
-        sampler = SAMPLERS[self.req.sampler]
-        opts = {"eta": self.req.eta} if self.req.sampler == "ddim" else {}
+        sampler = SAMPLER_FUNCTIONS[self.req.sampler]
+        opts = {"eta": self.req.eta} if sampler_info(self.req.sampler).takes_eta else {}
 
         def callback(i: int, denoised: torch.Tensor) -> None:
             self._check_cancel()
@@ -184,7 +207,7 @@ class _Run:
         if req.preview_decode_every and (step % req.preview_decode_every == 0 or step == total):
             preview = to_uint8_grid(self._decode_tensor(denoised))
         elif req.preview_every and (step % req.preview_every == 0 or step == total):
-            preview = latents_to_rgb(denoised)
+            preview = latents_to_rgb(denoised, self.bundle.family.latent_rgb)
         elapsed = time.perf_counter() - self.start
         event = StepEvent(self.job_id, step, total, elapsed, batch_index, req.batch_count, preview)
         self.on_step(event)
@@ -199,7 +222,7 @@ class _Run:
 
     def _decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (scaled) -> images in [-1, 1], float32, retrying in float32 on NaN/Inf."""
-        return decode_with_fallback(self.bundle, latents / LATENT_SCALE)
+        return decode_with_fallback(self.bundle, latents / self.bundle.family.latent_scale)
 
     def _finish_image(self, image: GeneratedImage) -> None:
         """Keep the image and hand it out at once: a later cancel or error cannot lose it."""
@@ -210,10 +233,12 @@ class _Run:
 
     def _parameters(self, seed: int) -> str:
         req = self.req
+        sampler = sampler_info(req.sampler)
         settings: dict[str, object] = {
             "Steps": req.steps,
-            "Sampler": sampler_display_name(req.sampler),
-            "Schedule type": schedule_display_name(req.schedule),
+            "Sampler": sampler.display_name,
+            # DDIM and PLMS run on their own timesteps: no schedule to name (None: not written).
+            "Schedule type": schedule_display_name(req.schedule) if sampler.uses_schedule else None,
             "CFG scale": req.guidance_scale,
             "Seed": seed,
             "Size": f"{req.width}x{req.height}",
@@ -227,11 +252,14 @@ class _Run:
             settings["Img2img convention"] = IMG2IMG_CONVENTION
         if req.clip_skip > 1:
             settings["Clip skip"] = req.clip_skip
-        if req.sampler == "ddim" and req.eta:
+        if sampler.takes_eta and req.eta:
             settings["Eta"] = req.eta
         if req.batch_size > 1:
             settings["Batch size"] = req.batch_size
-        settings["Version"] = "latentdesk"
+        if req.sgm_noise and self._a1111_noise_option_applies():
+            # Only where A1111 would write it: there, this picture needs the option on.
+            settings[SGM_NOISE_KEY] = True
+        settings["Version"] = version_label()
         return format_parameters(req.prompt, req.negative_prompt, settings)
 
 

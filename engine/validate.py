@@ -34,9 +34,11 @@ def validate_request(req: GenerationRequest) -> None:
     _check_float("Strength", req.strength, 0.0, 1.0)
     _check_float("Eta", req.eta, 0.0, 1.0)
     _check_int("Clip skip", req.clip_skip, 1, 12)
+    if not isinstance(req.sgm_noise, bool):
+        raise InvalidRequestError(f"SGM noise must be True or False, not {req.sgm_noise!r}.")
     _check_int("Preview interval", req.preview_every, 0, MAX_STEPS)
     _check_int("Preview decode interval", req.preview_decode_every, 0, MAX_STEPS)
-    if req.sampler not in SAMPLERS:
+    if req.sampler not in SAMPLERS:  # the catalogue's ids (engine.samplers)
         raise InvalidRequestError(
             f"Unknown sampler {req.sampler!r}: choose one of {', '.join(SAMPLERS)}."
         )

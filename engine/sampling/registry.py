@@ -1,4 +1,8 @@
-"""Samplers by the names of ``engine.api.SAMPLERS``, and what each run costs."""
+"""The function that runs each sampler of ``engine.samplers.CATALOGUE``, by id.
+
+What a sampler is (names, defaults, schedule, noise, cost) is in the catalogue; this module only
+maps ids to code, so that torch stays out of the catalogue.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from engine.sampling.ldm_samplers import sample_ddim, sample_plms
 
 Sampler = Callable[..., torch.Tensor]
 
-SAMPLERS: dict[str, Sampler] = {
+# Exactly the catalogue's ids (tests/engine/test_samplers.py checks it).
+SAMPLER_FUNCTIONS: dict[str, Sampler] = {
     "euler": sample_euler,
     "euler_a": sample_euler_a,
     "heun": sample_heun,
@@ -28,20 +33,3 @@ SAMPLERS: dict[str, Sampler] = {
     "ddim": sample_ddim,
     "plms": sample_plms,
 }
-
-# Samplers that draw fresh noise at every step (need a NoiseSource; ddim only with eta > 0).
-STOCHASTIC = ("euler_a", "dpmpp_2m_sde")
-
-
-def evaluations(name: str, steps: int) -> int:
-    """Model calls (denoiser evaluations) of one run over ``get_sigmas(name, ..., steps)``.
-
-    Heun's step to sigma 0 is plain Euler; PLMS's first step evaluates twice.
-    """
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}")
-    if name == "heun":
-        return 2 * steps - 1
-    if name == "plms":
-        return steps + 1
-    return steps

@@ -1,4 +1,4 @@
-"""Noise schedules of Stable Diffusion 1.x, in k-diffusion's sigma space.
+"""Noise schedules of Stable Diffusion models, in k-diffusion's sigma space.
 
 A DDPM latent at timestep t is ``sqrt(ab) * x0 + sqrt(1 - ab) * eps`` (ab = alphas_cumprod[t]).
 Dividing by ``sqrt(ab)`` gives ``x0 + sigma * eps`` with ``sigma = sqrt((1 - ab) / ab)``: the
@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import torch
 
-NUM_TRAIN_TIMESTEPS = 1000
-BETA_START, BETA_END = 0.00085, 0.012
-
-# Samplers that bring their own discretisation (the CompVis scripts' DDIM timesteps).
-LDM_SAMPLERS = ("ddim", "plms")
+from engine.samplers import sampler_info
 
 
-def sd_alphas_cumprod() -> torch.Tensor:
-    """The SD 1.x training schedule ("scaled_linear" betas), cumulative product of alphas."""
+def scaled_linear_alphas_cumprod(
+    beta_start: float, beta_end: float, timesteps: int
+) -> torch.Tensor:
+    """A "scaled_linear" training schedule (a family's ``BetaSchedule``): cumulative alphas."""
     # float64 throughout, as the CompVis code (diffusers' float32 product differs by ~1e-6).
-    betas = torch.linspace(BETA_START**0.5, BETA_END**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64)
-    return torch.cumprod(1.0 - betas**2, dim=0)  # (1000,)
+    betas = torch.linspace(beta_start**0.5, beta_end**0.5, timesteps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas**2, dim=0)  # (timesteps,)
 
 
 def schedule_sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
@@ -81,9 +79,9 @@ def sigmas_karras(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
     return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
 
 
-def ldm_timesteps(steps: int) -> torch.Tensor:
-    """The CompVis DDIM ("leading", steps_offset=1) timesteps, descending: 10 -> 901, ..., 1."""
-    stride = NUM_TRAIN_TIMESTEPS // steps
+def ldm_timesteps(steps: int, train_timesteps: int) -> torch.Tensor:
+    """The CompVis DDIM ("leading", steps_offset=1) timesteps, descending (10 of 1000: 901..1)."""
+    stride = train_timesteps // steps
     return (torch.arange(steps) * stride + 1).flip(0)  # (steps,) int64
 
 
@@ -94,7 +92,7 @@ def sigmas_ldm(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     ``set_alpha_to_one=False``), so the list ends at sigma_min, not at 0.
     """
     sigmas = schedule_sigmas(alphas_cumprod)  # (T,)
-    return torch.cat([sigmas[ldm_timesteps(steps)], sigmas[:1]])
+    return torch.cat([sigmas[ldm_timesteps(steps, len(sigmas))], sigmas[:1]])
 
 
 def get_sigmas(
@@ -103,7 +101,8 @@ def get_sigmas(
     """The (steps + 1,) float32 sigmas a sampler runs over."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    if sampler in LDM_SAMPLERS:
+    # DDIM and PLMS bring their own discretisation (the CompVis scripts' timesteps).
+    if not sampler_info(sampler).uses_schedule:
         sigmas = sigmas_ldm(steps, alphas_cumprod)
     elif schedule == "normal":
         sigmas = sigmas_normal(steps, alphas_cumprod)

@@ -6,15 +6,21 @@ import pytest
 import torch
 
 from engine.api import SAMPLERS as SAMPLER_NAMES
+from engine.family import SD1
+from engine.samplers import CATALOGUE, sampler_info
 from engine.sampling.k_samplers import lms_coefficient
 from engine.sampling.noise import NoiseSource
-from engine.sampling.registry import SAMPLERS, STOCHASTIC, evaluations
-from engine.sampling.schedules import get_sigmas, sd_alphas_cumprod
+from engine.sampling.registry import SAMPLER_FUNCTIONS
+from engine.sampling.schedules import get_sigmas
 
-AC = sd_alphas_cumprod()
+AC = SD1.alphas_cumprod()
 MU, S2 = 0.3, 0.25  # data: N(MU, S2) per element, or the single point MU
-DETERMINISTIC = ("euler", "heun", "lms", "dpmpp_2m", "ddim", "plms")
-NOISY = {"euler_a": {}, "dpmpp_2m_sde": {}, "ddim": {"eta": 1.0}}
+DETERMINISTIC = tuple(info.id for info in CATALOGUE if not info.stochastic)
+STOCHASTIC = tuple(info.id for info in CATALOGUE if info.stochastic)
+# Every sampler that can draw step noise, with the options that make it do so.
+NOISY = {
+    info.id: {"eta": 1.0} if info.takes_eta else {} for info in CATALOGUE if info.draws_noise(1.0)
+}
 
 
 def point_model(x, sigma):
@@ -42,15 +48,24 @@ def _sigmas(name, steps, schedule="karras"):
     return get_sigmas(name, schedule, steps, AC).double()
 
 
-def test_registry_covers_api_names():
-    assert set(SAMPLERS) == set(SAMPLER_NAMES)
+def test_registry_covers_exactly_the_catalogue():
+    assert list(SAMPLER_FUNCTIONS) == list(SAMPLER_NAMES)
+    assert all(callable(f) for f in SAMPLER_FUNCTIONS.values())
+
+
+def test_noisy_samplers_are_the_known_ones():
+    # The catalogue's flags, checked against what the samplers really do (tests below).
+    assert STOCHASTIC == ("euler_a", "dpmpp_2m_sde")
+    assert set(NOISY) == {"euler_a", "dpmpp_2m_sde", "ddim"}
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
 def test_point_data_lands_exactly_on_it(name):
     sigmas = get_sigmas("euler", "karras", 6, AC).double()  # ends at 0, for every sampler
     noise = NoiseSource([1, 2])
-    out = SAMPLERS[name](point_model, _start(sigmas), sigmas, noise=noise, **NOISY.get(name, {}))
+    out = SAMPLER_FUNCTIONS[name](
+        point_model, _start(sigmas), sigmas, noise=noise, **NOISY.get(name, {})
+    )
     torch.testing.assert_close(out, torch.full_like(out, MU), rtol=0, atol=1e-9)
 
 
@@ -58,7 +73,7 @@ def test_point_data_lands_exactly_on_it(name):
 def test_point_data_with_ldm_sigmas_stops_at_sigma_min(name):
     sigmas = _sigmas(name, 8)  # ends at sigma(t=0) > 0
     x = _start(sigmas)
-    out = SAMPLERS[name](point_model, x, sigmas)
+    out = SAMPLER_FUNCTIONS[name](point_model, x, sigmas)
     # eps stays constant along the exact path, so even multistep PLMS follows it exactly.
     expected = MU + (x - MU) * sigmas[-1].item() / sigmas[0].item()
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-9)
@@ -67,7 +82,7 @@ def test_point_data_with_ldm_sigmas_stops_at_sigma_min(name):
 def _ode_error(name, steps):
     sigmas = _sigmas(name, steps)
     x = _start(sigmas)
-    out = SAMPLERS[name](gaussian_model, x, sigmas)
+    out = SAMPLER_FUNCTIONS[name](gaussian_model, x, sigmas)
     return (out - exact_ode(x, sigmas[0].item(), sigmas[-1].item())).abs().max().item()
 
 
@@ -97,7 +112,7 @@ def test_stochastic_samplers_reach_data_variance(name):
         noise = NoiseSource(range(8))
         # Start from the exact marginal at sigma_max: N(MU, S2 + sigma_max^2).
         x = MU + noise.sample((8, 1, 32, 32)).double() * math.sqrt(S2 + sigmas[0].item() ** 2)
-        out = SAMPLERS[name](gaussian_model, x, sigmas, noise=noise, **NOISY[name])
+        out = SAMPLER_FUNCTIONS[name](gaussian_model, x, sigmas, noise=noise, **NOISY[name])
         return out.mean().item(), out.var().item()
 
     results = [moments(steps) for steps in (10, 40, 160)]
@@ -110,8 +125,8 @@ def test_stochastic_samplers_reach_data_variance(name):
 def test_ddim_eta_zero_is_deterministic_and_ignores_noise():
     sigmas = _sigmas("ddim", 10)
     x = _start(sigmas)
-    a = SAMPLERS["ddim"](gaussian_model, x, sigmas, eta=0.0, noise=NoiseSource([1, 2]))
-    b = SAMPLERS["ddim"](gaussian_model, x, sigmas, eta=0.0)
+    a = SAMPLER_FUNCTIONS["ddim"](gaussian_model, x, sigmas, eta=0.0, noise=NoiseSource([1, 2]))
+    b = SAMPLER_FUNCTIONS["ddim"](gaussian_model, x, sigmas, eta=0.0)
     assert torch.equal(a, b)
 
 
@@ -121,12 +136,16 @@ def test_stochastic_samplers_reproduce_from_seed(name):
     x = _start(sigmas)
 
     def run(seeds):
-        return SAMPLERS[name](gaussian_model, x, sigmas, noise=NoiseSource(seeds), **NOISY[name])
+        return SAMPLER_FUNCTIONS[name](
+            gaussian_model, x, sigmas, noise=NoiseSource(seeds), **NOISY[name]
+        )
 
     assert torch.equal(run([5, 6]), run([5, 6]))
     assert not torch.allclose(run([5, 6]), run([7, 8]))
     # Image 1 of a batch equals the same image sampled alone with its own seed.
-    alone = SAMPLERS[name](gaussian_model, x[1:], sigmas, noise=NoiseSource([6]), **NOISY[name])
+    alone = SAMPLER_FUNCTIONS[name](
+        gaussian_model, x[1:], sigmas, noise=NoiseSource([6]), **NOISY[name]
+    )
     torch.testing.assert_close(run([5, 6])[1:], alone, rtol=0, atol=0)
 
 
@@ -134,7 +153,7 @@ def test_stochastic_samplers_reproduce_from_seed(name):
 def test_stochastic_samplers_need_a_noise_source(name):
     sigmas = _sigmas(name, 4)
     with pytest.raises(ValueError, match="noise"):
-        SAMPLERS[name](gaussian_model, _start(sigmas), sigmas)
+        SAMPLER_FUNCTIONS[name](gaussian_model, _start(sigmas), sigmas)
 
 
 def test_noise_source_moves_to_device_and_dtype_of_like():
@@ -160,7 +179,7 @@ def _run_counting(name, steps, callback):
     model = _Counting()
     sigmas = _sigmas(name, steps)
     kwargs = NOISY.get(name, {})
-    SAMPLERS[name](
+    SAMPLER_FUNCTIONS[name](
         model, _start(sigmas), sigmas, callback=callback, noise=NoiseSource([0, 1]), **kwargs
     )
     return model
@@ -171,7 +190,7 @@ def test_callback_once_per_step_and_evaluation_count(name):
     seen = []
     model = _run_counting(name, 6, lambda i, denoised: seen.append((i, denoised.shape)))
     assert seen == [(i, (2, 1, 8, 8)) for i in range(6)]
-    assert model.calls == evaluations(name, 6)
+    assert model.calls == sampler_info(name).evaluations(6)
 
 
 class _Stop(Exception):
@@ -191,7 +210,9 @@ def test_exception_from_callback_stops_sampling(name, stop_at):
 
     sigmas = _sigmas(name, 6)
     with pytest.raises(_Stop):
-        SAMPLERS[name](model, _start(sigmas), sigmas, callback=callback, noise=NoiseSource([0, 1]))
+        SAMPLER_FUNCTIONS[name](
+            model, _start(sigmas), sigmas, callback=callback, noise=NoiseSource([0, 1])
+        )
     assert model.calls == calls_at_stop[0]  # no model call after the cancel
     # Step i's first evaluation is the (i+1)-th call, plus PLMS's extra one and Heun's second.
     extra = {"heun": stop_at, "plms": min(stop_at, 1)}.get(name, 0)
@@ -213,9 +234,9 @@ def test_lms_coefficients_integrate_lagrange_polynomials():
         ) == pytest.approx(exact)
 
 
-def test_evaluations_rejects_unknown():
+def test_unknown_sampler_has_no_record():
     with pytest.raises(ValueError):
-        evaluations("dpm_adaptive", 10)
+        sampler_info("dpm_adaptive")
 
 
 # -- step-by-step parity with diffusers' schedulers ----------------------------------------------
@@ -231,10 +252,11 @@ def parity_eps(x_in, t):
 
 
 def parity_model():
-    from engine.sampling.denoiser import EpsDenoiser
+    from engine.sampling.conditioning import Conditioning
+    from engine.sampling.denoiser import UNetDenoiser
 
-    denoiser = EpsDenoiser(lambda x, t, context: parity_eps(x, t), AC)
-    return lambda x, sigma: denoiser(x, sigma, torch.zeros(x.shape[0], 1, 1))
+    denoiser = UNetDenoiser(lambda x, t, context: parity_eps(x, t), AC)
+    return lambda x, sigma: denoiser(x, sigma, Conditioning(torch.zeros(x.shape[0], 1, 1)))
 
 
 def run_diffusers(scheduler, x, steps, step_kwargs=lambda: {}):
@@ -274,7 +296,7 @@ def test_k_samplers_match_diffusers_linspace(name, cls, extra):
     x = _noise() * scheduler.init_noise_sigma
     expected = run_diffusers(scheduler, x, steps)
     sigmas = get_sigmas(name, "normal", steps, AC)
-    out = SAMPLERS[name](parity_model(), x, sigmas)
+    out = SAMPLER_FUNCTIONS[name](parity_model(), x, sigmas)
     torch.testing.assert_close(out, expected, rtol=0, atol=2e-4)
 
 
@@ -288,7 +310,7 @@ def test_euler_a_matches_diffusers_with_same_generator():
     generator = torch.Generator().manual_seed(42)  # diffusers draws (1, 4, 8, 8) per step
     expected = run_diffusers(scheduler, x, steps, lambda: {"generator": generator})
     sigmas = get_sigmas("euler_a", "normal", steps, AC)
-    out = SAMPLERS["euler_a"](parity_model(), x, sigmas, noise=NoiseSource([42]))
+    out = SAMPLER_FUNCTIONS["euler_a"](parity_model(), x, sigmas, noise=NoiseSource([42]))
     torch.testing.assert_close(out, expected, rtol=0, atol=2e-4)
 
 
@@ -304,7 +326,7 @@ def test_ddim_matches_diffusers_ddim(eta):
     expected = run_diffusers(scheduler, x_ddpm, steps, kwargs)
     sigmas = get_sigmas("ddim", "normal", steps, AC)
     x = x_ddpm * math.sqrt(1 + sigmas[0].item() ** 2)
-    out = SAMPLERS["ddim"](parity_model(), x, sigmas, noise=NoiseSource([7]), eta=eta)
+    out = SAMPLER_FUNCTIONS["ddim"](parity_model(), x, sigmas, noise=NoiseSource([7]), eta=eta)
     torch.testing.assert_close(_to_ddpm(out, sigmas[-1]), expected, rtol=0, atol=2e-4)
 
 
@@ -318,7 +340,7 @@ def test_plms_matches_diffusers_pndm_without_prk():
     expected = run_diffusers(scheduler, x_ddpm, steps)
     sigmas = get_sigmas("plms", "normal", steps, AC)
     x = x_ddpm * math.sqrt(1 + sigmas[0].item() ** 2)
-    out = SAMPLERS["plms"](parity_model(), x, sigmas)
+    out = SAMPLER_FUNCTIONS["plms"](parity_model(), x, sigmas)
     torch.testing.assert_close(_to_ddpm(out, sigmas[-1]), expected, rtol=0, atol=2e-4)
 
 
@@ -341,5 +363,5 @@ def test_dpmpp_matches_diffusers_multistep(name, algorithm):
     kwargs = (lambda: {"variance_noise": step_noise(x_ddpm)}) if "sde" in name else dict
     expected = run_diffusers(scheduler, x_ddpm, steps, kwargs)
     x = x_ddpm * math.sqrt(1 + sigmas[0].item() ** 2)
-    out = SAMPLERS[name](parity_model(), x, sigmas, noise=NoiseSource([3]))
+    out = SAMPLER_FUNCTIONS[name](parity_model(), x, sigmas, noise=NoiseSource([3]))
     torch.testing.assert_close(out, expected, rtol=0, atol=2e-4)

@@ -5,11 +5,12 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from engine.api import SAMPLERS
+from engine.family import SD1
+from engine.samplers import sampler_info
 from engine.sampling.schedules import (
     get_sigmas,
     ldm_timesteps,
     schedule_sigmas,
-    sd_alphas_cumprod,
     sigma_to_t,
     sigmas_karras,
     sigmas_ldm,
@@ -22,7 +23,7 @@ SD_BETAS = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.01
 
 @pytest.fixture(scope="module")
 def ac() -> torch.Tensor:
-    return sd_alphas_cumprod()
+    return SD1.alphas_cumprod()
 
 
 def test_alphas_cumprod_matches_diffusers(ac):
@@ -78,11 +79,11 @@ def test_karras_endpoints_and_rho():
 def test_ldm_timesteps_match_ddim_scheduler(steps):
     ref = DDIMScheduler(**SD_BETAS, steps_offset=1, set_alpha_to_one=False, clip_sample=False)
     ref.set_timesteps(steps)
-    assert ldm_timesteps(steps).tolist() == ref.timesteps.tolist()
+    assert ldm_timesteps(steps, 1000).tolist() == ref.timesteps.tolist()
 
 
 def test_ldm_timesteps_example():
-    assert ldm_timesteps(10).tolist() == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+    assert ldm_timesteps(10, 1000).tolist() == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
 
 
 def test_ldm_sigmas_end_at_sigma_of_t0(ac):
@@ -118,7 +119,7 @@ def test_get_sigmas_dispatch(ac, sampler, schedule):
     sigmas = get_sigmas(sampler, schedule, 12, ac)
     assert sigmas.shape == (13,) and sigmas.dtype == torch.float32
     assert torch.all(sigmas[:-1] > sigmas[1:])  # strictly decreasing
-    if sampler in ("ddim", "plms"):  # their own discretisation, whatever the schedule
+    if not sampler_info(sampler).uses_schedule:  # their own timesteps, whatever the schedule
         torch.testing.assert_close(sigmas, sigmas_ldm(12, ac).float())
     elif schedule == "normal":
         torch.testing.assert_close(sigmas, sigmas_normal(12, ac).float())

@@ -1,32 +1,30 @@
-"""The A1111 ``parameters`` text: round-trips, real samples, robustness, PNG/EXIF reading."""
+"""The A1111 ``parameters`` text: round-trips, real samples, robustness."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import struct
-import warnings
-import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, PngImagePlugin
 
 from engine.api import SAMPLERS, GenerationRequest
-from engine.metadata import (
+from engine.parameters import (
+    LEGACY_VERSION,
+    SGM_NOISE_KEY,
     Parameters,
     format_parameters,
     format_value,
     normalize_newlines,
     parse_parameters,
-    read_png_parameters,
     request_from_parameters,
     sampler_display_name,
     sampler_from_display,
     schedule_display_name,
     schedule_from_display,
+    version_label,
 )
+from engine.samplers import CATALOGUE, SamplerInfo
 
 # Pieces that stress the format: separators, quotes, markers, look-alike settings, scripts.
 TRICKY = [
@@ -65,7 +63,7 @@ def _no_marker_line(prompt: str) -> bool:
     return not any(line.startswith("Negative prompt:") for line in lines)
 
 
-# A prompt may not hold a line starting with "Negative prompt:": see engine/metadata.py.
+# A prompt may not hold a line starting with "Negative prompt:": see engine/parameters.py.
 prompts = tricky_text.filter(_no_marker_line)
 keys = st.from_regex(r"\w[\w \-/().+]{0,15}", fullmatch=True).filter(
     lambda k: k == k.strip() and k != "Steps"
@@ -225,6 +223,7 @@ def test_real_a1111_text() -> None:
         "schedule": "karras",  # from the old-style "DPM++ 2M Karras" sampler name
         "width": 512,
         "height": 768,
+        "sgm_noise": False,  # A1111's default: no "SGM noise multiplier" key
     }
 
 
@@ -274,7 +273,13 @@ def test_missing_and_extra_keys() -> None:
     assert parsed.prompt == "a dog"
     assert parsed.settings == {"Steps": "12", "Sampler": "Heun", "My extension": "on"}
     fields = request_from_parameters(parsed)
-    assert fields == {"prompt": "a dog", "negative_prompt": "", "steps": 12, "sampler": "heun"}
+    assert fields == {
+        "prompt": "a dog",
+        "negative_prompt": "",
+        "steps": 12,
+        "sampler": "heun",
+        "sgm_noise": False,
+    }
 
 
 def test_invalid_values_are_skipped_silently() -> None:
@@ -282,7 +287,11 @@ def test_invalid_values_are_skipped_silently() -> None:
         "x\nSteps: many, Sampler: Foo, CFG scale: nan, Seed: -1, Size: 13x7, "
         "Denoising strength: 1.5, Schedule type: Weird, Clip skip: 0"
     )
-    assert request_from_parameters(parsed) == {"prompt": "x", "negative_prompt": ""}
+    assert request_from_parameters(parsed) == {
+        "prompt": "x",
+        "negative_prompt": "",
+        "sgm_noise": False,  # a settings line without the key: another tool's default
+    }
 
 
 def test_three_known_keys_without_steps_make_a_settings_line() -> None:
@@ -337,77 +346,38 @@ def test_sampler_and_schedule_names_round_trip() -> None:
     assert schedule_from_display("Automatic") is None
 
 
-# --- image files -----------------------------------------------------------------------------
+@pytest.mark.parametrize("info", CATALOGUE, ids=lambda info: info.id)
+def test_every_sampler_name_round_trips_through_the_text(info: SamplerInfo) -> None:
+    text = format_parameters("p", "", {"Steps": 3, "Sampler": sampler_display_name(info.id)})
+    assert f"Sampler: {info.display_name}," in text + ","
+    assert request_from_parameters(parse_parameters(text))["sampler"] == info.id
+    for alias in info.aliases:
+        assert sampler_from_display(alias) == info.id
+        assert sampler_from_display(alias.upper()) == info.id
+    assert sampler_from_display(info.display_name + " Karras") == info.id
 
 
-def _png_bytes(text: str | None, *, zip: bool = False) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    if text is not None:
-        info.add_text("parameters", text, zip=zip)
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (10, 20, 30)).save(buffer, "PNG", pnginfo=info)
-    return buffer.getvalue()
+def _sgm_noise(settings: str) -> object:
+    return request_from_parameters(parse_parameters("a cat\n" + settings)).get("sgm_noise")
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def test_sgm_noise_key_is_read() -> None:
+    assert _sgm_noise("Steps: 20, Sampler: Euler, SGM noise multiplier: True, Version: v1.9.4")
+    assert _sgm_noise("Steps: 20, SGM noise multiplier: False") is False
+    # Without the key, A1111 (and tools copying its format) scaled the noise by sigma_max.
+    assert _sgm_noise("Steps: 20, Sampler: Euler, Version: v1.9.4") is False
+    assert request_from_parameters(parse_parameters(A1111_SAMPLE))["sgm_noise"] is False
+    assert _sgm_noise("Steps: 20, Sampler: Euler") is False
 
 
-@pytest.mark.parametrize(
-    ("text", "zip", "chunk"),
-    [
-        ("a cat\nSteps: 3", False, b"tEXt"),
-        ("caf\u00e9\nSteps: 3", False, b"tEXt"),  # Latin-1 still fits tEXt
-        ("a cat\nSteps: 3", True, b"zTXt"),
-        ("猫 😀\nNegative prompt: 犬\nSteps: 3", False, b"iTXt"),  # not Latin-1
-    ],
-)
-def test_read_png_parameters_from_each_chunk_type(text: str, zip: bool, chunk: bytes) -> None:
-    data = _png_bytes(text, zip=zip)
-    assert chunk + b"parameters" in data
-    assert read_png_parameters(data) == text
-    assert read_png_parameters(io.BytesIO(data)) == text
+def test_our_texts_from_before_the_key_used_the_multiplier() -> None:
+    assert _sgm_noise("Steps: 20, Sampler: Euler, Version: latentdesk") is True
+    # Newer texts of ours carry a version number, and the key when the multiplier was used.
+    assert version_label().startswith(LEGACY_VERSION + " ")
+    assert _sgm_noise(f"Steps: 20, Sampler: Euler, Version: {version_label()}") is False
+    with_key = f"Steps: 20, Sampler: Euler, {SGM_NOISE_KEY}: True, Version: {version_label()}"
+    assert _sgm_noise(with_key) is True
 
 
-def test_read_png_parameters_from_a_path_and_after_the_image_data(tmp_path) -> None:
-    plain = _png_bytes(None)
-    late = _chunk(b"tEXt", b"parameters\0late text\nSteps: 1")
-    data = plain[:-12] + late + plain[-12:]  # just before IEND
-    path = tmp_path / "late.png"
-    path.write_bytes(data)
-    assert read_png_parameters(path) == "late text\nSteps: 1"
-    assert read_png_parameters(str(path)) == "late text\nSteps: 1"
-
-
-@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
-@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
-def test_read_parameters_from_exif_user_comment(fmt: str, encoding: str) -> None:
-    text = "a caf\u00e9 at night\nSteps: 20, Sampler: Euler a"
-    exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + text.encode(encoding)
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, fmt, exif=exif)
-    assert read_png_parameters(buffer.getvalue()) == text
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"", b"not an image at all", _png_bytes(None), _png_bytes("x\nSteps: 1")[:40]],
-)
-def test_read_png_parameters_gives_none_for_bad_or_bare_files(data: bytes) -> None:
-    assert read_png_parameters(data) is None
-
-
-def test_read_png_parameters_of_a_huge_image_reads_only_the_header() -> None:
-    data = bytearray(_png_bytes("big\nSteps: 2"))
-    data[16:24] = struct.pack(">II", 10000, 10000)  # 100 MP claimed: Pillow would warn
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert read_png_parameters(bytes(data)) == "big\nSteps: 2"
-    assert caught == []
-
-
-def test_read_png_parameters_gives_none_for_missing_file(tmp_path) -> None:
-    assert read_png_parameters(tmp_path / "absent.png") is None
-    assert read_png_parameters(tmp_path) is None  # a folder
+def test_a_bare_prompt_says_nothing_about_the_noise() -> None:
+    assert "sgm_noise" not in request_from_parameters(parse_parameters("just a prompt"))

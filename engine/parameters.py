@@ -1,4 +1,4 @@
-"""The A1111 ``parameters`` text: write it, read it back, and find it in image files.
+"""The A1111 ``parameters`` text: write it and read it back (the file side: image_metadata.py).
 
 The format, as written by AUTOMATIC1111's web UI and read by most other tools::
 
@@ -31,17 +31,22 @@ text is prompt (or negative prompt) unless it happens to parse as settings.
 
 from __future__ import annotations
 
-import io
+import functools
+import importlib.metadata
 import json
-import os
 import re
-import warnings
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from engine.api import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.samplers import find_sampler, sampler_ids, sampler_info
 
 NEGATIVE_MARKER = "Negative prompt:"
+# A1111 writes this key, always as "True", when its "SGM noise multiplier" option scaled the
+# txt2img start noise by sqrt(1 + sigma_max**2) instead of sigma_max (k-diffusion samplers only).
+SGM_NOISE_KEY = "SGM noise multiplier"
+# Our texts from before SGM_NOISE_KEY was written said just this under "Version"; newer ones
+# add the version number, so a missing key can be read right in both (see _sgm_noise_of).
+LEGACY_VERSION = "latentdesk"
 
 # Keys A1111 and its forks commonly write; three of them make a line a settings line.
 KNOWN_KEYS = frozenset(
@@ -76,6 +81,7 @@ KNOWN_KEYS = frozenset(
         "Batch pos",
         "Distilled CFG Scale",
         "Module 1",
+        SGM_NOISE_KEY,
     }
 )
 
@@ -83,26 +89,6 @@ _KEY_RE = re.compile(r"\w[\w \-/().+]*")
 # A key at the start of a segment: the key, optional spaces, then the colon.
 _KEYED_SEGMENT_RE = re.compile(r"(\w[\w \-/().+]*?)\s*:")
 
-_SAMPLER_NAMES = {
-    "euler": "Euler",
-    "euler_a": "Euler a",
-    "heun": "Heun",
-    "lms": "LMS",
-    "dpmpp_2m": "DPM++ 2M",
-    "dpmpp_2m_sde": "DPM++ 2M SDE",
-    "ddim": "DDIM",
-    "plms": "PLMS",
-}
-# Older names for the same samplers: k-diffusion ids as early A1111 wrote them.
-_SAMPLER_ALIASES = {
-    "k_euler": "euler",
-    "k_euler_a": "euler_a",
-    "k_euler_ancestral": "euler_a",
-    "euler_ancestral": "euler_a",  # ComfyUI's id, in texts exported A1111-style
-    "k_heun": "heun",
-    "k_lms": "lms",
-    "k_dpmpp_2m": "dpmpp_2m",
-}
 _SCHEDULE_NAMES = {"normal": "Normal", "karras": "Karras"}
 
 
@@ -277,18 +263,16 @@ def _read_raw(line: str, pos: int) -> tuple[str, int]:
 
 def sampler_display_name(name: str) -> str:
     """Our sampler id ("dpmpp_2m") as A1111 writes it ("DPM++ 2M"); unknown ids unchanged."""
-    return _SAMPLER_NAMES.get(name, name)
+    return sampler_info(name).display_name if name in sampler_ids() else name
 
 
 def sampler_from_display(name: str) -> str | None:
     """An A1111 sampler name ("DPM++ 2M", "DPM++ 2M Karras", "k_euler_a") as our id, or None."""
-    wanted = name.strip().casefold()
-    if wanted.endswith(" karras"):
+    wanted = name.strip()
+    if wanted.casefold().endswith(" karras"):
         wanted = wanted[: -len(" karras")]
-    for ident, display in _SAMPLER_NAMES.items():
-        if wanted in (display.casefold(), ident):
-            return ident
-    return _SAMPLER_ALIASES.get(wanted)
+    info = find_sampler(wanted)
+    return info.id if info is not None else None
 
 
 def schedule_display_name(name: str) -> str:
@@ -321,11 +305,43 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     sampler_name = settings.get("Sampler", "")
     _put(fields, "sampler", sampler_from_display(sampler_name))
     _put(fields, "schedule", _schedule_of(sampler_name, settings.get("Schedule type")))
-    if fields.get("sampler") == "ddim":  # A1111 writes "Eta DDIM"; we write "Eta"
+    sampler = fields.get("sampler")
+    if isinstance(sampler, str) and sampler_info(sampler).takes_eta:
+        # A1111 writes "Eta DDIM"; we write "Eta". (Its "Eta" of other samplers is the
+        # ancestral eta, which ours do not take.)
         eta = settings.get("Eta DDIM", settings.get("Eta"))
         _put(fields, "eta", _float_in(eta, 0.0, 1.0))
     fields.update(_size_of(settings.get("Size")))
+    if settings:  # a bare prompt says nothing about the noise: keep the request's
+        fields["sgm_noise"] = _sgm_noise_of(settings)
     return fields
+
+
+def version_label() -> str:
+    """What our texts write under "Version": "latentdesk 0.1.0"."""
+    return f"{LEGACY_VERSION} {_package_version()}"
+
+
+@functools.cache
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("latentdesk")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "dev"
+
+
+def _sgm_noise_of(settings: dict[str, str]) -> bool:
+    """Whether the picture started from noise * sqrt(1 + sigma_max**2).
+
+    A1111 writes the key only when its option was on; without it, it scaled by sigma_max (and
+    so do tools that copy its format). Our own texts from before the key was written always
+    used the multiplier. DDIM, PLMS and img2img start the same either way, so for them the
+    answer is harmless whichever it is.
+    """
+    value = settings.get(SGM_NOISE_KEY)
+    if value is not None:
+        return value.strip().casefold() == "true"
+    return settings.get("Version", "").strip() == LEGACY_VERSION
 
 
 def _put(fields: dict[str, object], name: str, value: object) -> None:
@@ -364,63 +380,3 @@ def _float_in(text: str | None, low: float, high: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if low <= value <= high else None  # NaN fails both comparisons
-
-
-# --- image files -----------------------------------------------------------------------------
-
-
-def read_png_parameters(source: str | os.PathLike[str] | bytes | BinaryIO) -> str | None:
-    """The ``parameters`` text of a PNG (tEXt, zTXt or iTXt chunk), or of a JPEG/WebP
-    written by A1111 (EXIF UserComment). None when there is none or the file is unreadable."""
-    from PIL import Image
-
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
-    try:
-        with warnings.catch_warnings():
-            # Only the header is read (pixels only up to 64 MP): a huge image is no danger here.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                return _parameters_of(image)
-    except Exception:  # any broken file means "no parameters": never a crash
-        return None
-
-
-def _parameters_of(image: object) -> str | None:
-    info = getattr(image, "info", {})
-    value = info.get("parameters")
-    if value is None and getattr(image, "format", None) == "PNG":
-        # Text chunks after the image data are only seen once the file has been read.
-        width, height = getattr(image, "size", (0, 0))
-        if width * height <= 64_000_000:
-            value = image.text.get("parameters")  # type: ignore[attr-defined]
-    if value is None:
-        value = _exif_user_comment(image)
-    return str(value) if value is not None else None
-
-
-def _exif_user_comment(image: object) -> str | None:
-    getexif = getattr(image, "getexif", None)
-    if getexif is None:
-        return None
-    exif_ifd = getexif().get_ifd(0x8769)
-    raw = exif_ifd.get(0x9286)  # UserComment
-    if isinstance(raw, str):
-        return raw or None
-    if not isinstance(raw, bytes) or len(raw) < 8:
-        return None
-    return _decode_user_comment(raw[:8], raw[8:]) or None
-
-
-def _decode_user_comment(prefix: bytes, data: bytes) -> str:
-    if prefix == b"UNICODE\0":
-        # The EXIF spec means UCS-2 in the file's byte order, but writers disagree (piexif,
-        # used by A1111, writes big-endian): take the decoding that reads as more ASCII.
-        big = data.decode("utf-16-be", errors="replace")
-        little = data.decode("utf-16-le", errors="replace")
-        return big if _ascii_share(big) >= _ascii_share(little) else little
-    return data.decode("utf-8", errors="replace").rstrip("\0")
-
-
-def _ascii_share(text: str) -> float:
-    return sum(c.isascii() for c in text) / max(1, len(text))
