@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.api import SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
 from engine.errors import Cancelled, EngineError
+from engine.samplers import CATALOGUE, DEFAULT_SAMPLER, sampler_info
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
@@ -45,7 +46,7 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         dest="steps",
         type=int,
         default=None,
-        help="sampling steps (default 25; 50 with --plms/--sampler ddim)",
+        help="sampling steps (default: " + _default_steps_text() + ")",
     )
     p.add_argument("--scale", type=float, default=7.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=None, help="random when omitted; printed")
@@ -53,10 +54,18 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--W", type=int, default=512, help="width in pixels (multiple of 8)")
     p.add_argument("--n_samples", type=int, default=1, help="images per batch")
     p.add_argument("--n_iter", type=int, default=1, help="batches")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="default dpmpp_2m")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None, help=f"default {DEFAULT_SAMPLER}")
     p.add_argument("--plms", action="store_true", help="same as --sampler plms")
     p.add_argument("--ddim_eta", "--eta", dest="eta", type=float, default=0.0)
-    p.add_argument("--schedule", choices=SCHEDULES, default=None, help="default karras")
+    p.add_argument(
+        "--schedule", choices=SCHEDULES, default=None, help="default karras; ddim/plms ignore it"
+    )
+    p.add_argument(
+        "--no-sgm-noise",
+        dest="sgm_noise",
+        action="store_false",
+        help="start txt2img from noise * sigma_max, as A1111 without its SGM noise multiplier",
+    )
     p.add_argument("--clip-skip", type=int, default=1)
     p.add_argument(
         "--precision",
@@ -71,9 +80,11 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
 
 
 def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationRequest]:
-    sampler = "plms" if args.plms else (args.sampler or "dpmpp_2m")
-    schedule = args.schedule or ("normal" if sampler in ("ddim", "plms") else "karras")
-    steps = args.steps if args.steps is not None else (50 if sampler in ("ddim", "plms") else 25)
+    sampler = "plms" if args.plms else (args.sampler or DEFAULT_SAMPLER)
+    info = sampler_info(sampler)
+    # DDIM and PLMS ignore the schedule; "normal" is the one closest to their timesteps.
+    schedule = args.schedule or ("karras" if info.uses_schedule else "normal")
+    steps = args.steps if args.steps is not None else info.default_steps
     prompts = _prompts(args)
     return [
         GenerationRequest(
@@ -92,10 +103,20 @@ def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationR
             strength=getattr(args, "strength", 0.75),
             eta=args.eta,
             clip_skip=args.clip_skip,
+            sgm_noise=args.sgm_noise,
             preview_every=0,
         )
         for prompt in prompts
     ]
+
+
+def _default_steps_text() -> str:
+    """ "25; 50 with ddim, plms": the catalogue's defaults, most common first."""
+    by_steps: dict[int, list[str]] = {}
+    for info in CATALOGUE:
+        by_steps.setdefault(info.default_steps, []).append(info.id)
+    common, *others = sorted(by_steps, key=lambda n: -len(by_steps[n]))
+    return "; ".join([str(common)] + [f"{n} with {', '.join(by_steps[n])}" for n in others])
 
 
 def _prompts(args: argparse.Namespace) -> list[str]:
@@ -111,7 +132,9 @@ def _prompts(args: argparse.Namespace) -> list[str]:
     return prompts
 
 
-def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
+def run(args: argparse.Namespace, cancel: threading.Event, summary: dict) -> None:
+    """Generate every request, saving each image as it arrives; ``summary`` (filled in as we
+    go, so it is right even after Ctrl+C) gets the model, the timings and the images."""
     from engine.images import load_image
     from engine.output import remove_stale_temp_files, save_png
     from engine.session import Engine
@@ -124,13 +147,8 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
     # A run killed while writing (SIGKILL, power loss) may have left a hidden temp file.
     remove_stale_temp_files(args.outdir)
     info = engine.load_model(args.ckpt)
-    summary: dict = {
-        "model": info.name,
-        "device": info.device,
-        "dtype": info.dtype,
-        "timings": {"load": info.load_seconds},
-        "images": [],
-    }
+    summary.update(model=info.name, device=info.device, dtype=info.dtype)
+    summary["timings"]["load"] = info.load_seconds
     for request in requests:
 
         def save(event: ImageEvent, prompt: str = request.prompt) -> None:
@@ -144,7 +162,6 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> dict:
 
         result = engine.generate(request, on_image=save, cancel=cancel)
         _add_timings(summary["timings"], result.timings)
-    return summary
 
 
 def _add_timings(total: dict[str, float], timings: dict[str, float]) -> None:
@@ -164,21 +181,31 @@ def main(argv: list[str] | None = None) -> int:
         print("Stopping after the current step... (Ctrl+C again to quit now)", file=sys.stderr)
 
     start = time.perf_counter()
+    summary: dict = {"timings": {}, "images": []}
     try:
         signal.signal(signal.SIGINT, on_sigint)
-        summary = run(args, cancel)
+        run(args, cancel, summary)
     except (Cancelled, KeyboardInterrupt):
-        print("Cancelled: no partial image was written.", file=sys.stderr)
+        kept = len(summary["images"])
+        print(f"Cancelled: {kept} finished image(s) kept, no partial one.", file=sys.stderr)
+        # Scripts reading --json still learn which images were kept.
+        _print_summary(args, summary, start, cancelled=True)
         return EXIT_INTERRUPTED
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
-    summary["timings"]["wall"] = time.perf_counter() - start
-    if args.json:
-        print(json.dumps(summary, indent=2))
+    _print_summary(args, summary, start, cancelled=False)
     return 0
+
+
+def _print_summary(args: argparse.Namespace, summary: dict, start: float, cancelled: bool) -> None:
+    if not args.json:
+        return
+    summary["timings"]["wall"] = time.perf_counter() - start
+    summary["cancelled"] = cancelled
+    print(json.dumps(summary, indent=2), flush=True)
 
 
 if __name__ == "__main__":

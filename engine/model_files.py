@@ -19,12 +19,24 @@ def find_model_files(folders: Iterable[Path], max_depth: int = MAX_DEPTH) -> lis
     """``.safetensors`` / ``.ckpt`` files and diffusers folders under ``folders``, each once.
 
     Missing or unreadable folders are skipped; hidden entries and symlink loops are not followed.
+    A folder that is itself a diffusers model is that one model, not the files inside it.
     """
     found: dict[Path, None] = {}
     for folder in folders:
-        for path in _walk(Path(folder), max_depth, set()):
+        folder = Path(folder)
+        if _is_diffusers_model(folder):
+            found.setdefault(folder, None)
+            continue
+        for path in _walk(folder, max_depth, set()):
             found.setdefault(path, None)
     return list(found)
+
+
+def _is_diffusers_model(folder: Path) -> bool:
+    try:
+        return (folder / DIFFUSERS_MARKER).is_file()
+    except OSError:
+        return False
 
 
 def _walk(folder: Path, depth: int, seen: set[tuple[int, int]]) -> Iterator[Path]:
@@ -47,7 +59,7 @@ def _walk(folder: Path, depth: int, seen: set[tuple[int, int]]) -> Iterator[Path
             continue
         if is_file and path.suffix.lower() in CHECKPOINT_SUFFIXES:
             yield path
-        elif is_dir and (path / DIFFUSERS_MARKER).is_file():
+        elif is_dir and _is_diffusers_model(path):
             yield path  # a diffusers model: the folder is the model, do not look inside
         elif is_dir and depth > 1:
             yield from _walk(path, depth - 1, seen)

@@ -60,14 +60,15 @@ class Engine:
 
     def list_models(self) -> list[ModelRef]:
         """Checkpoint files and diffusers folders in ``model_folders``, and the loaded model."""
+        # Keyed by the real path: a model loaded as "./m.safetensors" or through a symlink is
+        # the same model as the one found in a folder.
         refs = {
-            str(p): ModelRef(str(p), _model_name(p), str(p))
+            os.path.realpath(p): ModelRef(str(p), _model_name(p), str(p))
             for p in find_model_files(self.model_folders)
         }
         if self._info is not None:
-            refs.setdefault(
-                self._info.path, ModelRef(self._info.path, self._info.name, self._info.path)
-            )
+            info = self._info
+            refs.setdefault(os.path.realpath(info.path), ModelRef(info.path, info.name, info.path))
         return sorted(refs.values(), key=lambda r: (r.name.casefold(), r.id))
 
     def load_model(
@@ -85,7 +86,7 @@ class Engine:
         self._info = ModelInfo(
             name=name,
             path=str(path),
-            family=bundle.family,
+            family=bundle.family.name,
             inpainting=bundle.inpainting,
             device=str(self.device),
             dtype=dtype_name(self.dtype),
@@ -106,7 +107,12 @@ class Engine:
         if known is not None and known() is request:
             return
         validate_request(request)
-        self._checked[key] = weakref.ref(request, lambda _, key=key: self._checked.pop(key, None))
+        checked = self._checked
+
+        def forget(_: object) -> None:  # the request is gone: its id may be reused
+            checked.pop(key, None)
+
+        checked[key] = weakref.ref(request, forget)
 
     def generate(
         self,

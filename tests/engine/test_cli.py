@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,3 +137,106 @@ def test_ctrl_c_stops_cleanly_with_no_partial_file(ckpt, tmp_path):
     for f in files:
         with Image.open(f) as im:
             im.load()
+
+
+def test_each_request_is_checked_once(ckpt, tmp_path, monkeypatch, capsys):
+    """The CLI checks requests before the slow load; generating them must not check again."""
+    from engine import session
+
+    calls = []
+    real = session.validate_request
+
+    def counting(request):
+        calls.append(request)
+        return real(request)
+
+    monkeypatch.setattr(session, "validate_request", counting)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("first prompt\nsecond prompt\n")
+    args = _args(ckpt, tmp_path / "o", "--from-file", str(prompts), "--n_iter", "2", "--json")
+    assert main(args) == 0
+    assert [request.prompt for request in calls] == ["first prompt", "second prompt"]
+    assert len(json.loads(capsys.readouterr().out)["images"]) == 4
+
+
+def test_bad_values_are_refused_before_the_model_is_read(tmp_path, capsys):
+    missing = tmp_path / "absent.safetensors"
+    assert main(_args(missing, tmp_path / "o", "--n_samples", "0")) == 1
+    err = capsys.readouterr().err
+    assert "Batch size" in err and "absent" not in err
+
+
+def _seed_of(png):
+    with Image.open(png) as im:
+        im.load()  # raises on a truncated file
+        assert im.size == (64, 64)
+        params = im.info["parameters"]
+    (seed,) = re.findall(r"(?:^|, )Seed: (\d+)(?:,|$)", params, re.MULTILINE)
+    return int(seed)
+
+
+def test_ctrl_c_in_batch_3_of_4_keeps_the_first_two_batches(ckpt, tmp_path):
+    """A real process: 4 batches of 2, SIGINT once batch 2's last image is on disk. Batch 3 is
+    cancelled within a step; the 4 images of batches 1 and 2 stay, complete, and nothing else."""
+    out = tmp_path / "out"
+    seed = 777
+    # 20 steps per batch: the gap between two batches' images is far longer than our polling.
+    args = _args(ckpt, out, "--seed", str(seed), "--n_samples", "2", "--n_iter", "4")
+    args += ["--steps", "20"]  # the last --steps wins
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "stdout", "w+") as stdout, open(tmp_path / "stderr", "w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", *args], env=env, stdout=stdout, stderr=stderr
+        )
+        try:
+            deadline = time.monotonic() + 300  # a slow shared machine: startup, load, 2 batches
+            pngs = []
+            while proc.poll() is None and time.monotonic() < deadline:
+                pngs = list(out.glob("*.png")) if out.is_dir() else []
+                if len(pngs) >= 4:
+                    break
+                time.sleep(0.01)
+            assert proc.poll() is None, "the CLI ended before the signal"
+            assert len(pngs) == 4, f"expected the 4 images of 2 batches, saw {len(pngs)}"
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stdout.seek(0)
+        stderr.seek(0)
+        printed, err = stdout.read(), stderr.read()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Cancelled" in err
+    files = sorted(out.iterdir())
+    # Only the finished PNGs: no temp file, no fifth image from the cancelled batch.
+    assert len(files) == 4
+    assert all(f.suffix == ".png" and not f.name.startswith(".") for f in files)
+    assert sorted(_seed_of(f) for f in files) == [seed, seed + 1, seed + 2, seed + 3]
+    assert len(printed.splitlines()) == 4  # each image was reported as it was saved
+
+
+def test_json_after_ctrl_c_lists_the_images_kept(ckpt, tmp_path, monkeypatch, capsys):
+    from engine.session import Engine
+
+    real_generate = Engine.generate
+
+    def generate(self, request, *, on_image=None, cancel=None, **kw):
+        def first_image_then_ctrl_c(event):
+            on_image(event)
+            if event.index == 1:  # the end of batch 1 of 3: as if Ctrl+C came now
+                cancel.set()
+
+        return real_generate(self, request, on_image=first_image_then_ctrl_c, cancel=cancel, **kw)
+
+    monkeypatch.setattr(Engine, "generate", generate)
+    out = tmp_path / "out"
+    code = main(_args(ckpt, out, "--seed", "9", "--n_samples", "2", "--n_iter", "3", "--json"))
+    assert code == 130
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["cancelled"] is True
+    assert [img["seed"] for img in summary["images"]] == [9, 10]
+    assert sorted(img["path"] for img in summary["images"]) == sorted(str(p) for p in out.iterdir())
+    assert "2 finished image(s) kept" in captured.err

@@ -10,9 +10,11 @@ from engine import (
     Cancelled,
     Engine,
     GenerationRequest,
+    ImageEvent,
     InvalidRequestError,
     NoModelError,
 )
+from engine import session as engine_session
 from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
 from tests.factories import tiny_sd1_state_dict, write_checkpoint
 
@@ -114,6 +116,65 @@ def test_batches_use_consecutive_seeds(engine):
     assert [img.seed for img in result.images] == [2**32 - 2, 2**32 - 1, 0, 1]
 
 
+def test_on_image_delivers_each_image_as_soon_as_its_batch_is_decoded(engine):
+    log = []
+    result = engine.generate(
+        _req(seed=10, batch_size=2, batch_count=2, steps=2),
+        on_step=lambda e: log.append(("step", e.batch_index, e.step)),
+        on_image=lambda e: log.append(("image", e)),
+        job_id=3,
+    )
+    order = [entry if entry[0] == "step" else ("image", entry[1].index) for entry in log]
+    # Batch 0's images come out before batch 1 starts sampling, not all at the end.
+    assert order == [
+        ("step", 0, 1),
+        ("step", 0, 2),
+        ("image", 0),
+        ("image", 1),
+        ("step", 1, 1),
+        ("step", 1, 2),
+        ("image", 2),
+        ("image", 3),
+    ]
+    events = [entry[1] for entry in log if entry[0] == "image"]
+    assert all(isinstance(e, ImageEvent) for e in events)
+    assert [(e.job_id, e.index, e.total, e.image.seed) for e in events] == [
+        (3, i, 4, 10 + i) for i in range(4)
+    ]
+    # The result repeats the very same images, in the same order.
+    assert len(result.images) == 4
+    assert all(e.image is img for e, img in zip(events, result.images, strict=True))
+
+
+def test_cancel_in_a_later_batch_keeps_the_images_already_delivered(engine):
+    cancel = threading.Event()
+    steps = []
+    events = []
+
+    def on_step(event):
+        steps.append((event.batch_index, event.step))
+        if event.batch_index == 2:  # the first step of the third batch
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        engine.generate(
+            _req(seed=20, batch_size=2, batch_count=4, steps=3),
+            on_step=on_step,
+            on_image=events.append,
+            cancel=cancel,
+            job_id=7,
+        )
+    assert steps[-1] == (2, 1)  # stopped within one step of the cancel
+    assert [(e.job_id, e.index, e.total, e.image.seed) for e in events] == [
+        (7, i, 8, 20 + i) for i in range(4)
+    ]
+    # They are the finished pictures: the same pixels as an uncancelled two-batch run.
+    whole = engine.generate(_req(seed=20, batch_size=2, batch_count=2, steps=3)).images
+    for event, image in zip(events, whole, strict=True):
+        assert f"Seed: {image.seed}" in event.image.parameters
+        assert np.array_equal(event.image.image, image.image)
+
+
 def test_parameters_text(engine):
     img = engine.generate(_req(negative_prompt="fog", guidance_scale=6.5, schedule="normal"))
     img = img.images[0]
@@ -158,6 +219,48 @@ def test_bad_requests_are_refused_before_work(engine, kw, message):
         engine.generate(_req(**kw))
 
 
+@pytest.fixture
+def validations(monkeypatch):
+    """Every request engine.validate.validate_request is asked to check, through the Engine."""
+    calls = []
+    real = engine_session.validate_request
+
+    def counting(request):
+        calls.append(request)
+        return real(request)
+
+    monkeypatch.setattr(engine_session, "validate_request", counting)
+    return calls
+
+
+def test_validate_then_generate_checks_the_request_once(engine, validations):
+    request = _req(steps=1)
+    engine.validate(request)
+    assert len(validations) == 1 and validations[0] is request
+    engine.generate(request)
+    engine.generate(request)
+    assert len(validations) == 1
+    # An equal request is another object (it could carry another init image): checked anew.
+    twin = _req(steps=1)
+    assert twin == request and twin is not request
+    engine.generate(twin)
+    assert len(validations) == 2 and validations[1] is twin
+
+
+def test_a_refused_request_is_refused_again(engine, validations):
+    bad = _req(steps=0)
+    with pytest.raises(InvalidRequestError, match="Steps"):
+        engine.validate(bad)
+    with pytest.raises(InvalidRequestError, match="Steps"):
+        engine.generate(bad)
+    assert validations == [bad, bad]
+
+
+def test_validate_needs_no_model():
+    with pytest.raises(InvalidRequestError, match="Batch size"):
+        Engine(device="cpu").validate(_req(batch_size=0))
+
+
 def test_generate_without_model():
     with pytest.raises(NoModelError, match="Open a Stable Diffusion"):
         Engine(device="cpu").generate(_req())
@@ -172,20 +275,65 @@ def test_failed_load_keeps_the_previous_model(engine, tmp_path):
     assert engine.generate(_req(steps=1)).images
 
 
-def test_component_files_are_not_checkpoints(tmp_path):
-    sd = tiny_sd1_state_dict(seed=0)
+_UNET, _VAE, _CLIP = "model.diffusion_model.", "first_stage_model.", "cond_stage_model."
+
+# A part of a checkpoint saved alone, the exact error class, and what the message must say.
+# Not a full model at all (detection): NotACheckpointError naming the part that is there.
+# A full model with a part missing (splitting): MissingComponentError naming what is absent.
+COMPONENT_FILES = {
+    "vae-only": (
+        lambda sd: {k: v for k, v in sd.items() if k.startswith(_VAE)},
+        NotACheckpointError,
+        ["holds only a VAE (the image decoder), not a whole model", "a separate VAE can replace"],
+    ),
+    "text-encoder-only": (
+        lambda sd: {k: v for k, v in sd.items() if k.startswith(_CLIP)},
+        NotACheckpointError,
+        ["holds only a text encoder, not a whole model"],
+    ),
+    "vae-and-text-encoder": (
+        lambda sd: {k: v for k, v in sd.items() if not k.startswith(_UNET)},
+        NotACheckpointError,
+        ["holds a VAE and a text encoder but no UNet"],
+    ),
+    "bare-unet": (
+        lambda sd: {k.removeprefix(_UNET): v for k, v in sd.items() if k.startswith(_UNET)},
+        NotACheckpointError,
+        ["holds only a UNet, without its VAE and text encoder", "the whole diffusers folder"],
+    ),
+    "no-text-encoder": (
+        lambda sd: {k: v for k, v in sd.items() if not k.startswith(_CLIP)},
+        MissingComponentError,
+        ["This checkpoint lacks the text encoder."],
+    ),
+    "no-vae": (
+        lambda sd: {k: v for k, v in sd.items() if not k.startswith(_VAE)},
+        MissingComponentError,
+        ["This checkpoint lacks the VAE."],
+    ),
+    "unet-only": (
+        lambda sd: {k: v for k, v in sd.items() if k.startswith(_UNET)},
+        MissingComponentError,
+        ["This checkpoint lacks the VAE and the text encoder."],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(COMPONENT_FILES))
+def test_component_files_are_not_checkpoints(tmp_path, kind):
+    select, error, phrases = COMPONENT_FILES[kind]
+    path = tmp_path / f"{kind}.safetensors"
+    write_checkpoint(select(tiny_sd1_state_dict(seed=0)), path)
     eng = Engine(device="cpu", precision="full")
-    vae_only = {k: v for k, v in sd.items() if k.startswith("first_stage_model.")}
-    no_clip = {k: v for k, v in sd.items() if not k.startswith("cond_stage_model.")}
-    for name, part, error in (
-        ("vae.safetensors", vae_only, NotACheckpointError),
-        ("noclip.safetensors", no_clip, (MissingComponentError, NotACheckpointError)),
-    ):
-        path = tmp_path / name
-        write_checkpoint(part, path)
-        with pytest.raises(error) as info:
-            eng.load_model(path)
-        assert len(str(info.value)) > 30
+    with pytest.raises(error) as info:
+        eng.load_model(path)
+    assert type(info.value) is error  # not merely a related CheckpointError
+    message = str(info.value)
+    for phrase in phrases:
+        assert phrase in message
+    # and it says what to load instead
+    assert "Stable Diffusion 1.x checkpoint" in message and "v1-5-pruned-emaonly" in message
+    assert eng.model_info is None
 
 
 def test_ckpt_and_fp16_files_load_in_float32(tmp_path, engine):

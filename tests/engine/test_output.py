@@ -17,8 +17,9 @@ from PIL import Image
 
 from engine import output
 from engine.errors import EngineError
-from engine.metadata import format_parameters, read_png_parameters
+from engine.image_metadata import read_png_parameters
 from engine.output import OutputError, encode_png, save_png, save_png_to
+from engine.parameters import format_parameters
 
 NAME_RE = re.compile(r"^\d{8}-\d{6}-\d{6}(-[A-Za-z0-9_.-]+)?-[0-9a-f]{6}\.png$")
 PARAMS = "a red fox\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, Seed: 1234, Size: 16x8"
