@@ -23,6 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from app.qimages import qimage_to_array
 from app.signals import emit
 
 BRUSH, ERASER, EYEDROPPER, FILL = "brush", "eraser", "eyedropper", "fill"
@@ -63,15 +64,9 @@ class SketchCanvas(QWidget):
     def image(self) -> QImage:
         return self._image.copy()
 
-    def image_size(self) -> QSize:
-        return self._image.size()
-
     def to_array(self) -> np.ndarray:
         """The sketch as RGB uint8, (H, W, 3): the engine's init image."""
-        rgb = self._image.convertToFormat(QImage.Format.Format_RGB888)
-        h, w = rgb.height(), rgb.width()
-        data = np.frombuffer(rgb.constBits(), np.uint8, count=rgb.bytesPerLine() * h)
-        return data.reshape(h, rgb.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
+        return qimage_to_array(self._image)
 
     def set_image(self, image: QImage) -> None:
         """Replace the sketch (undoable), scaled to cover the canvas and centred."""

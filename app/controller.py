@@ -8,23 +8,24 @@ Cancel and "clear queue" only set the jobs' cancel events, so the GUI never wait
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtGui import QImage
 
 from app.jobs import FinishedImage, Job, LoadModel, Stop, progress_text
+from app.services import Services
 from app.signals import emit
 from app.viewmodel import JobsState, ModelState
-from app.worker import Saver, Worker, default_engine, default_saver
+from app.worker import Worker
 from engine import GenerationRequest, ModelInfo
 
 
 class EngineController(QObject):
     preview_ready = Signal(int, QImage)  # job id, preview of the current job
-    images_finished = Signal(int, object)  # job id, list[FinishedImage]
+    # job id, FinishedImage: each image as soon as it is saved, of any job, even one cancelled
+    # since: it is on disk (or kept in memory) and must not be lost
+    image_ready = Signal(int, object)
     job_done = Signal(int, str)  # job id, "finished" | "cancelled" | "failed"
     error = Signal(str)  # a message for the person
     model_loaded = Signal(object)  # ModelInfo
@@ -33,8 +34,7 @@ class EngineController(QObject):
         self,
         jobs: JobsState,
         model: ModelState,
-        engine_factory: Callable[[], Any] = default_engine,
-        saver: Saver = default_saver,
+        services: Services | None = None,
         preview_interval: float = 1 / 15,
         parent: QObject | None = None,
     ) -> None:
@@ -44,9 +44,10 @@ class EngineController(QObject):
         self.current: Job | None = None
         self.pending: list[Job] = []
         self._ids = itertools.count(1)
+        self._unsaved_reported: int | None = None  # the job whose save failure was shown
         self._thread = QThread()
         self._thread.setObjectName("latentdesk-worker")
-        self._worker = Worker(engine_factory, saver, preview_interval)
+        self._worker = Worker(services or Services(), preview_interval)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._connect_worker()
@@ -58,6 +59,7 @@ class EngineController(QObject):
         w.model_loaded.connect(self._on_model_loaded, queued)
         w.model_failed.connect(self._on_model_failed, queued)
         w.job_step.connect(self._on_step, queued)
+        w.image_ready.connect(self._on_image, queued)
         w.job_finished.connect(self._on_finished, queued)
         w.job_failed.connect(self._on_failed, queued)
         w.job_cancelled.connect(self._on_cancelled, queued)
@@ -104,7 +106,7 @@ class EngineController(QObject):
 
     # -- worker events ----------------------------------------------------------------------
 
-    def _is_current(self, job_id: int) -> bool:
+    def is_current(self, job_id: int) -> bool:
         return self.current is not None and self.current.id == job_id
 
     def _make_current(self, job: Job | None) -> None:
@@ -117,28 +119,38 @@ class EngineController(QObject):
         self._make_current(self.pending.pop(0) if self.pending else None)
         self.jobs.queued = len(self.pending)
 
-    def _on_step(self, job_id: int, step: int, total: int, elapsed: float, *rest: Any) -> None:
-        if not self._is_current(job_id):
+    def _on_step(
+        self,
+        job_id: int,
+        step: int,
+        total: int,
+        elapsed: float,
+        batch_index: int,
+        batch_count: int,
+        image: QImage | None,
+    ) -> None:
+        if not self.is_current(job_id):
             return  # a cancelled job's last steps: stale
-        batch_index, batch_count, image = rest
         text, fraction = progress_text(step, total, elapsed, batch_index, batch_count)
         self.jobs.progress = text
         self.jobs.fraction = fraction
         if image is not None:
             emit(self.preview_ready, job_id, image)
 
-    def _on_finished(self, job_id: int, images: list[FinishedImage]) -> None:
-        # Even a job cancelled too late has its images saved: show them, lose nothing.
-        if images:
-            self.jobs.last_seed = images[0].seed
-        emit(self.images_finished, job_id, images)
-        failed = [i.save_error for i in images if i.save_error]
-        if failed:
-            emit(self.error, failed[0] + "\nThe image is kept in the strip: use “Save as…”.")
+    def _on_image(self, job_id: int, image: FinishedImage) -> None:
+        # Not only the current job's: a cancelled job's finished images are saved, show them.
+        if image.index == 0:
+            self.jobs.last_seed = image.seed  # the job's seed: "reuse" makes the batch again
+        emit(self.image_ready, job_id, image)
+        if image.save_error and self._unsaved_reported != job_id:
+            self._unsaved_reported = job_id  # one message per job, not one per image
+            emit(self.error, image.save_error + "\nThe image is kept in the strip: use “Save as…”.")
+
+    def _on_finished(self, job_id: int) -> None:
         self._done(job_id, "finished")
 
     def _on_failed(self, job_id: int, message: str) -> None:
-        if self._is_current(job_id):
+        if self.is_current(job_id):
             emit(self.error, message)
         self._done(job_id, "failed")
 
@@ -146,7 +158,7 @@ class EngineController(QObject):
         self._done(job_id, "cancelled")
 
     def _done(self, job_id: int, how: str) -> None:
-        if self._is_current(job_id):
+        if self.is_current(job_id):
             self._advance()
         emit(self.job_done, job_id, how)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -19,9 +21,11 @@ from PySide6.QtWidgets import (
 
 from app.signals import emit
 from app.viewmodel import RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
+from app.widgets import named
 from engine import SAMPLERS, SCHEDULES
 from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
-from engine.metadata import sampler_display_name, schedule_display_name
+from engine.parameters import sampler_display_name, schedule_display_name
+from engine.samplers import sampler_info
 
 SIZE_PRESETS = [(512, 512), (512, 768), (768, 512), (640, 640), (768, 768), (384, 384), (256, 256)]
 CHUNK = 75
@@ -80,7 +84,7 @@ class PromptEdit(QPlainTextEdit):
         self.setPlaceholderText(placeholder)
         self.setTabChangesFocus(True)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
         is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if is_enter and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             event.ignore()  # let the window's shortcut have it
@@ -108,8 +112,8 @@ class ControlsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.prompt = PromptEdit("promptEdit", "Describe the picture: a lighthouse at dusk, oil")
         self.negative = PromptEdit("negativePromptEdit", "What to avoid: blurry, text, watermark")
-        self.prompt_tokens = QLabel(objectName="promptTokens")
-        self.negative_tokens = QLabel(objectName="negativeTokens")
+        self.prompt_tokens = named(QLabel(), "promptTokens")
+        self.negative_tokens = named(QLabel(), "negativeTokens")
         for title, edit, counter, height in (
             ("Prompt", self.prompt, self.prompt_tokens, 96),
             ("Negative prompt", self.negative, self.negative_tokens, 56),
@@ -125,7 +129,7 @@ class ControlsPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         layout.addLayout(form)
-        self.mode = QComboBox(objectName="modeCombo")
+        self.mode = named(QComboBox(), "modeCombo")
         self.mode.addItem("Text to image", TXT2IMG)
         self.mode.addItem("Sketch to image", SKETCH)
         form.addRow("Mode", self.mode)
@@ -140,18 +144,25 @@ class ControlsPanel(QWidget):
         form.addRow("Strength", self.strength)
         form.addRow("Seed", self._seed_row())
         form.addRow("Size", self._size_row())
-        self.sampler = QComboBox(objectName="samplerCombo")
+        self.sampler = named(QComboBox(), "samplerCombo")
         for name in SAMPLERS:
             self.sampler.addItem(sampler_display_name(name), name)
-        self.schedule = QComboBox(objectName="scheduleCombo")
+        self.schedule = named(QComboBox(), "scheduleCombo")
         for name in SCHEDULES:
             self.schedule.addItem(schedule_display_name(name), name)
         sampler_row = QHBoxLayout()
         sampler_row.addWidget(self.sampler, 1)
         sampler_row.addWidget(self.schedule)
         form.addRow("Sampler", sampler_row)
-        self.batch_count = QSpinBox(objectName="batchCountSpin", minimum=1, maximum=MAX_BATCH_COUNT)
-        self.batch_size = QSpinBox(objectName="batchSizeSpin", minimum=1, maximum=MAX_BATCH_SIZE)
+        self.sgm_noise = named(QCheckBox("Full start noise (SGM)"), "sgmNoiseCheck")
+        self.sgm_noise.setToolTip(
+            "Start text-to-image from noise scaled by √(1+σ²), as diffusers and ComfyUI do "
+            "(A1111's “SGM noise multiplier”). Off: A1111's default start. Pictures restored "
+            "from other tools set this so they come out the same."
+        )
+        form.addRow("", self.sgm_noise)
+        self.batch_count = named(QSpinBox(minimum=1, maximum=MAX_BATCH_COUNT), "batchCountSpin")
+        self.batch_size = named(QSpinBox(minimum=1, maximum=MAX_BATCH_SIZE), "batchSizeSpin")
         self.batch_count.setToolTip("Batches, run one after another")
         self.batch_size.setToolTip("Images per batch (uses more memory)")
         batch_row = QHBoxLayout()
@@ -165,12 +176,12 @@ class ControlsPanel(QWidget):
 
     def _seed_row(self) -> QHBoxLayout:
         # QSpinBox is 32-bit signed; seeds go to 2**32 - 1, so a 0-decimal double spin box.
-        self.seed = QDoubleSpinBox(objectName="seedSpin", decimals=0)
+        self.seed = named(QDoubleSpinBox(decimals=0), "seedSpin")
         self.seed.setRange(RANDOM_SEED, MAX_SEED)
         self.seed.setSpecialValueText("Random")
-        self.dice = QToolButton(objectName="randomSeedButton", text="Random")
+        self.dice = _tool_button("randomSeedButton", "Random")
         self.dice.setToolTip("A new random seed for every picture")
-        self.reuse = QToolButton(objectName="reuseSeedButton", text="Reuse last")
+        self.reuse = _tool_button("reuseSeedButton", "Reuse last")
         self.reuse.setToolTip("Reuse the last picture's seed")
         self.reuse.setEnabled(False)
         row = QHBoxLayout()
@@ -180,12 +191,12 @@ class ControlsPanel(QWidget):
         return row
 
     def _size_row(self) -> QHBoxLayout:
-        self.preset = QComboBox(objectName="sizePresetCombo")
+        self.preset = named(QComboBox(), "sizePresetCombo")
         self.preset.addItem("Custom", None)
         for w, h in SIZE_PRESETS:
             self.preset.addItem(f"{w} × {h}", f"{w}x{h}")
-        self.width_spin = QSpinBox(objectName="widthSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
-        self.height_spin = QSpinBox(objectName="heightSpin", minimum=MIN_SIZE, maximum=MAX_SIZE)
+        self.width_spin = named(QSpinBox(minimum=MIN_SIZE, maximum=MAX_SIZE), "widthSpin")
+        self.height_spin = named(QSpinBox(minimum=MIN_SIZE, maximum=MAX_SIZE), "heightSpin")
         for spin in (self.width_spin, self.height_spin):
             spin.setSingleStep(8)
             spin.setToolTip("A multiple of 8 pixels")
@@ -219,12 +230,15 @@ class ControlsPanel(QWidget):
         self.jobs.last_seed_changed.connect(lambda s: self.reuse.setEnabled(s != RANDOM_SEED))
         for spin, name in ((self.width_spin, "width"), (self.height_spin, "height")):
             spin.editingFinished.connect(lambda s=spin, n=name: setattr(p, n, _multiple_of_8(s)))
-            spin.valueChanged.connect(lambda v, n=name: v % 8 == 0 and setattr(p, n, v))
+            spin.valueChanged.connect(lambda v, n=name: _set_if_multiple_of_8(p, n, v))
             getattr(p, name + "_changed").connect(spin.setValue)
             getattr(p, name + "_changed").connect(self._sync_preset)
         self.preset.activated.connect(self._apply_preset)
         _bind_combo(self.sampler, p, "sampler")
         _bind_combo(self.schedule, p, "schedule")
+        p.sampler_changed.connect(self._sync_schedule)
+        self.sgm_noise.toggled.connect(lambda on: setattr(p, "sgm_noise", on))
+        p.sgm_noise_changed.connect(self.sgm_noise.setChecked)
         _bind_combo(self.mode, p, "mode")
         p.mode_changed.connect(self._sync_mode)
         self.batch_count.valueChanged.connect(lambda v: setattr(p, "batch_count", v))
@@ -249,6 +263,8 @@ class ControlsPanel(QWidget):
         self.batch_size.setValue(p.batch_size)
         self._sync_preset()
         self._sync_mode(p.mode)
+        self._sync_schedule(p.sampler)
+        self.sgm_noise.setChecked(p.sgm_noise)
 
     def _apply_preset(self) -> None:
         size = self.preset.currentData()
@@ -259,6 +275,13 @@ class ControlsPanel(QWidget):
     def _sync_preset(self, *_: object) -> None:
         index = self.preset.findData(f"{self.params.width}x{self.params.height}")
         self.preset.setCurrentIndex(max(0, index))  # 0: "Custom"
+
+    def _sync_schedule(self, sampler: str) -> None:
+        # DDIM and PLMS run on their own timesteps: a schedule choice would do nothing.
+        uses_schedule = sampler_info(sampler).uses_schedule
+        self.schedule.setEnabled(uses_schedule)
+        # The start-noise choice only changes k-diffusion samplers' pictures (as in A1111).
+        self.sgm_noise.setEnabled(uses_schedule)
 
     def _sync_mode(self, mode: str) -> None:
         self.strength.setEnabled(mode == SKETCH)
@@ -273,6 +296,18 @@ class ControlsPanel(QWidget):
             counts = token_counts(edit.toPlainText())
             label.setText(token_label_text(counts))
             label.setToolTip("Tokens per 75-token chunk: " + ", ".join(map(str, counts or [0])))
+
+
+def _tool_button(name: str, text: str) -> QToolButton:
+    button = named(QToolButton(), name)
+    button.setText(text)
+    return button
+
+
+def _set_if_multiple_of_8(params: GenerationParams, name: str, value: int) -> None:
+    # While typing "512" the box passes 5 and 51: only a valid size reaches the view-model.
+    if value % 8 == 0:
+        setattr(params, name, value)
 
 
 def _multiple_of_8(spin: QSpinBox) -> int:

@@ -1,11 +1,14 @@
-"""The gallery strip: the folder's images, newest first, plus results that could not be saved."""
+"""The gallery strip: a view of a GalleryModel (app/gallery_model.py) that forwards actions to it.
+
+Row i of the strip shows ``model.entries[i]``; every change goes through the strip, which keeps
+the two in step. Files are decoded off the GUI thread by an ImageLoader.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -28,45 +31,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gallery_model import GalleryEntry, GalleryError, GalleryModel
 from app.imageio import ImageLoader
 from app.jobs import FinishedImage
+from app.qimages import array_to_qimage
 from app.signals import emit
-from app.worker import array_to_qimage
 
 THUMB = 96
-MAX_LISTED = 500  # the strip shows the newest ones; the folder keeps them all
-ROLE = Qt.ItemDataRole.UserRole
 EMPTY_TEXT = "Finished pictures are saved here, newest first."
-
-
-@dataclass
-class GalleryEntry:
-    path: Path | None  # None: not saved yet
-    parameters: str = ""
-    array: np.ndarray | None = None  # kept for unsaved images, so "Save as…" can write them
-
-
-def list_images(folder: Path) -> list[Path]:
-    """PNG files in ``folder``, newest first (our names sort by time; mtime breaks ties)."""
-    try:
-        files = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.name[0] != "."]
-    except OSError:
-        return []
-    files.sort(key=lambda p: (_mtime(p), p.name), reverse=True)
-    return files[:MAX_LISTED]
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def read_parameters(path: Path) -> str:
-    from engine.metadata import read_png_parameters
-
-    return read_png_parameters(path) or ""
+# What a decoded file is for: the ImageLoader's tag is (purpose, path).
+THUMBNAIL, SHOW, SKETCH, COPY = "thumbnail", "show", "sketch", "copy"
 
 
 class GalleryStrip(QListWidget):
@@ -75,7 +49,7 @@ class GalleryStrip(QListWidget):
     sketch_chosen = Signal(QImage)  # "Use as sketch"
     message = Signal(str)  # for the status bar / a dialog
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, model: GalleryModel | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("galleryView")
         self.setViewMode(QListView.ViewMode.IconMode)
@@ -88,11 +62,11 @@ class GalleryStrip(QListWidget):
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setToolTip("Click to view · double-click to reuse its settings · right-click for more")
-        self.folder: Path | None = None
+        self.gallery_model = model or GalleryModel()
         self._loader = ImageLoader(self)
         self._loader.loaded.connect(self._on_loaded)
         self._loader.failed.connect(self._on_load_failed)
-        self.itemClicked.connect(self._show)
+        self.itemClicked.connect(lambda item: self._full_image(item, SHOW))
         self.itemDoubleClicked.connect(self._restore)
         self.customContextMenuRequested.connect(self._menu)
 
@@ -105,69 +79,61 @@ class GalleryStrip(QListWidget):
 
     # -- contents ---------------------------------------------------------------------------
 
-    def set_folder(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        unsaved = [
-            self.item(i) for i in range(self.count()) if self.entry(self.item(i)).path is None
-        ]
-        while self.count():
-            item = self.takeItem(0)
-            if item not in unsaved:
-                del item
-        for item in unsaved:
-            self.addItem(item)
-        for path in list_images(self.folder):
-            self.addItem(self._new_item(GalleryEntry(path), _placeholder()))
-            self._loader.load(("thumb", str(path)), path, THUMB)
+    @property
+    def folder(self) -> Path | None:
+        return self.gallery_model.folder
 
-    def add_finished(self, images: list[FinishedImage]) -> None:
-        for finished in images:
-            entry = GalleryEntry(finished.path, finished.parameters)
-            if finished.path is None:
-                entry.array = finished.array
-            thumb = array_to_qimage(finished.array)
-            self.insertItem(0, self._new_item(entry, _thumbnail(thumb, unsaved=entry.path is None)))
+    def set_folder(self, folder: Path) -> None:
+        self.gallery_model.set_folder(folder)
+        self.clear()
+        for entry in self.gallery_model.entries:
+            if entry.array is not None:  # unsaved: drawn from memory, with its red mark
+                icon = _thumbnail(array_to_qimage(entry.array), unsaved=True)
+            else:  # grey until the file is decoded off-thread
+                icon = _placeholder()
+                self._load(THUMBNAIL, entry, THUMB)
+            self.addItem(self._new_item(entry, icon))
+
+    def add_image(self, image: FinishedImage) -> None:
+        entry = self.gallery_model.add(image)
+        thumb = _thumbnail(array_to_qimage(image.array), unsaved=entry.path is None)
+        self.insertItem(0, self._new_item(entry, thumb))
         self.scrollToTop()
 
     def _new_item(self, entry: GalleryEntry, icon: QPixmap) -> QListWidgetItem:
         item = QListWidgetItem(QIcon(icon), "")
-        item.setData(ROLE, entry)
         item.setSizeHint(QSize(THUMB + 8, THUMB + 8))
-        item.setToolTip(self._tooltip(entry))
+        item.setToolTip(_tooltip(entry))
         return item
 
-    def _tooltip(self, entry: GalleryEntry) -> str:
-        if entry.path is None:
-            return "Not saved yet: right-click and choose “Save as…”"
-        return entry.path.name
-
     def entry(self, item: QListWidgetItem) -> GalleryEntry:
-        return item.data(ROLE)
+        return self.gallery_model.entries[self.row(item)]
 
     def entries(self) -> list[GalleryEntry]:
-        return [self.entry(self.item(i)) for i in range(self.count())]
+        return list(self.gallery_model.entries)
 
-    def _item_for_path(self, path: str) -> QListWidgetItem | None:
-        for i in range(self.count()):
-            entry = self.entry(self.item(i))
-            if entry.path is not None and str(entry.path) == path:
-                return self.item(i)
-        return None
+    def _load(self, purpose: str, entry: GalleryEntry, thumbnail: int = 0) -> None:
+        assert entry.path is not None
+        self._loader.load((purpose, entry.path), entry.path, thumbnail)
 
     def _on_loaded(self, tag: object, image: QImage) -> None:
-        kind, path = tag
-        item = self._item_for_path(path)
-        if item is None:
-            return
-        if kind == "thumb":
-            item.setIcon(QIcon(_thumbnail(image)))
-        elif kind == "show":
+        purpose, path = cast(tuple[str, Path], tag)
+        entry = self.gallery_model.entry_for_path(path)
+        if entry is None:
+            return  # deleted, or another folder is shown now
+        if purpose == THUMBNAIL:
+            self.item(self.gallery_model.entries.index(entry)).setIcon(QIcon(_thumbnail(image)))
+        elif purpose == SHOW:
             emit(self.image_chosen, image)
-        elif kind == "sketch":
+        elif purpose == SKETCH:
             emit(self.sketch_chosen, image)
+        elif purpose == COPY:
+            QGuiApplication.clipboard().setImage(image)
+            emit(self.message, "Image copied.")
 
     def _on_load_failed(self, tag: object, message: str) -> None:
-        if tag[0] != "thumb":
+        purpose, _ = cast(tuple[str, Path], tag)
+        if purpose != THUMBNAIL:  # a thumbnail that fails stays grey: no dialog per file
             emit(self.message, message)
 
     # -- actions ----------------------------------------------------------------------------
@@ -175,20 +141,17 @@ class GalleryStrip(QListWidget):
     def _full_image(self, item: QListWidgetItem, purpose: str) -> None:
         """Answer with the full-size image: at once if it is in memory, else decoded off-thread."""
         entry = self.entry(item)
-        if entry.array is not None:
-            image = array_to_qimage(entry.array)
-            emit(self.image_chosen if purpose == "show" else self.sketch_chosen, image)
-        elif entry.path is not None:
-            self._loader.load((purpose, str(entry.path)), entry.path)
-
-    def _show(self, item: QListWidgetItem) -> None:
-        self._full_image(item, "show")
+        if entry.array is None:
+            self._load(purpose, entry)
+            return
+        image = array_to_qimage(entry.array)
+        if purpose == COPY:
+            QGuiApplication.clipboard().setImage(image)
+        else:
+            emit(self.image_chosen if purpose == SHOW else self.sketch_chosen, image)
 
     def parameters_of(self, item: QListWidgetItem) -> str:
-        entry = self.entry(item)
-        if not entry.parameters and entry.path is not None:
-            entry.parameters = read_parameters(entry.path)  # a small chunk, read once
-        return entry.parameters
+        return self.gallery_model.parameters(self.entry(item))
 
     def _restore(self, item: QListWidgetItem) -> None:
         parameters = self.parameters_of(item)
@@ -199,42 +162,26 @@ class GalleryStrip(QListWidget):
 
     def _menu(self, pos: QPoint) -> None:
         item = self.itemAt(pos)
-        if item is None:
-            return
-        menu = self.build_menu(item)
-        menu.exec(self.viewport().mapToGlobal(pos))
+        if item is not None:
+            self.build_menu(item).exec(self.viewport().mapToGlobal(pos))
 
     def build_menu(self, item: QListWidgetItem) -> QMenu:
-        entry = self.entry(item)
+        path = self.entry(item).path
         menu = QMenu(self)
-        if entry.path is None:
+        if path is None:
             menu.addAction("Save as…", lambda: self.save_as(item))
         else:
-            menu.addAction("Open file location", lambda: self.open_location(entry.path))
-        menu.addAction("Copy image", lambda: self._copy_image(item))
+            menu.addAction("Open file location", lambda: self.open_location(path))
+        menu.addAction("Copy image", lambda: self._full_image(item, COPY))
         menu.addAction("Copy parameters", lambda: self.copy_parameters(item))
         menu.addAction("Use settings", lambda: self._restore(item))
-        menu.addAction("Use as sketch", lambda: self._full_image(item, "sketch"))
+        menu.addAction("Use as sketch", lambda: self._full_image(item, SKETCH))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.delete(item))
         return menu
 
     def open_location(self, path: Path) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
-
-    def _copy_image(self, item: QListWidgetItem) -> None:
-        entry = self.entry(item)
-        if entry.array is not None:
-            QGuiApplication.clipboard().setImage(array_to_qimage(entry.array))
-        elif entry.path is not None:
-            self._loader.load(("copy", str(entry.path)), entry.path)
-            self._loader.loaded.connect(self._copy_when_loaded)
-
-    def _copy_when_loaded(self, tag: object, image: QImage) -> None:
-        if tag[0] == "copy":
-            self._loader.loaded.disconnect(self._copy_when_loaded)
-            QGuiApplication.clipboard().setImage(image)
-            emit(self.message, "Image copied.")
 
     def copy_parameters(self, item: QListWidgetItem) -> None:
         QGuiApplication.clipboard().setText(self.parameters_of(item))
@@ -248,14 +195,11 @@ class GalleryStrip(QListWidget):
         name = entry.path.name if entry.path else "this unsaved image"
         if not self.confirm(f"Delete {name}? This cannot be undone."):
             return
-        if entry.path is not None:
-            try:
-                entry.path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                emit(self.message, f"Could not delete {name}: {exc.strerror or exc}")
-                return
+        try:
+            self.gallery_model.delete(entry)
+        except GalleryError as exc:
+            emit(self.message, str(exc))
+            return
         self.takeItem(self.row(item))
 
     def save_as(self, item: QListWidgetItem, path: str | None = None) -> None:
@@ -267,18 +211,21 @@ class GalleryStrip(QListWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Save image as", start, "PNG (*.png)")
             if not path:
                 return
-        from engine import EngineError
-        from engine.output import save_png_to
-
+        thumb = _thumbnail(array_to_qimage(entry.array))
         try:
-            saved = save_png_to(path, entry.array, entry.parameters)
-        except EngineError as exc:
+            saved = self.gallery_model.save_as(entry, path)
+        except GalleryError as exc:
             emit(self.message, str(exc))
             return
-        item.setIcon(QIcon(_thumbnail(array_to_qimage(entry.array))))
-        entry.path, entry.array = saved, None
-        item.setToolTip(self._tooltip(entry))
+        item.setIcon(QIcon(thumb))  # without the "unsaved" mark
+        item.setToolTip(_tooltip(entry))
         emit(self.message, f"Saved {saved.name}.")
+
+
+def _tooltip(entry: GalleryEntry) -> str:
+    if entry.path is None:
+        return "Not saved yet: right-click and choose “Save as…”"
+    return entry.path.name
 
 
 def _placeholder() -> QPixmap:

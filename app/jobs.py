@@ -40,6 +40,7 @@ class FinishedImage:
     parameters: str
     path: Path | None  # None when saving failed
     save_error: str = ""
+    index: int = 0  # position in its job: image i has the job's seed + i
 
 
 class PreviewThrottle:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Qt loads only once the window is wanted, so --help answers at once
+    from PySide6.QtWidgets import QApplication
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -23,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.settings import default_gallery_dir, load_settings
     from app.window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setApplicationName("Latentdesk")
     app.setDesktopFileName("latentdesk")
     _apply_style(app)
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
-def _apply_style(app) -> None:
+def _apply_style(app: QApplication) -> None:
     style = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
     try:
         from importlib.resources import files

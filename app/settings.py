@@ -10,8 +10,9 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -31,13 +32,14 @@ class Settings:
     last_model: str = ""
     gallery_dir: str = ""
     geometry: str = ""  # QMainWindow.saveGeometry() as hex
-    window_state: str = ""
-    parameters: dict = field(default_factory=dict)  # see viewmodel.GenerationParams.to_dict
+    parameters: dict[str, Any] = field(default_factory=dict)  # GenerationParams.to_dict()
 
     @classmethod
-    def from_dict(cls, data: dict) -> Settings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Known keys with values of the right type; the rest (old or hand-edited) is dropped."""
+        defaults = asdict(cls())
+        kept = {k: v for k, v in data.items() if k in defaults}
+        return cls(**{k: v for k, v in kept.items() if isinstance(v, type(defaults[k]))})
 
 
 @dataclass

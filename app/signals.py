@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
 _steals_true: bool | None = None
+_PROBES = 64
 
 
 class _Probe(QObject):
@@ -24,21 +26,26 @@ class _Probe(QObject):
 def _emit_steals_true() -> bool:
     global _steals_true
     if _steals_true is None:
+        # Many emits, not one: other threads take and drop references to True meanwhile, and a
+        # single wrong answer here would be repeated by every later emit until the abort.
         probe = _Probe()
         before = sys.getrefcount(True)
-        probe.ping.emit()
-        _steals_true = sys.getrefcount(True) < before
+        for _ in range(_PROBES):
+            probe.ping.emit()
+        _steals_true = before - sys.getrefcount(True) >= _PROBES // 2
         if _steals_true:
-            _give_back_true()
+            _give_back_true(_PROBES)
     return _steals_true
 
 
-def _give_back_true() -> None:
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+def _give_back_true(count: int = 1) -> None:
+    for _ in range(count):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
 
 
 def emit(signal: SignalInstance, *args: Any) -> None:
     steals = _emit_steals_true()
-    result = signal.emit(*args)
+    # The stubs say emit returns None; the PySide6 versions with the bug return True.
+    result = cast(Callable[..., object], signal.emit)(*args)
     if steals and result is True:
         _give_back_true()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.canvas import BRUSH, ERASER, EYEDROPPER, FILL, SketchCanvas
+from app.widgets import named
 
 TOOLS = (
     (BRUSH, "Brush", "B", "Paint with the chosen colour"),
@@ -42,14 +43,14 @@ class SketchPanel(QWidget):
         row = QHBoxLayout()
         self.tools = QButtonGroup(self)
         for tool, label, key, tip in TOOLS:
-            button = QToolButton(text=label, checkable=True, objectName=f"{tool}Tool")
-            button.setToolTip(f"{tip} ({key})")
+            button = self._button(row, label, f"{tip} ({key})")
+            button.setObjectName(f"{tool}Tool")
+            button.setCheckable(True)
             button.setShortcut(key)
             button.setChecked(tool == self.canvas.tool)
             button.clicked.connect(lambda _=False, t=tool: setattr(self.canvas, "tool", t))
             self.tools.addButton(button)
-            row.addWidget(button)
-        self.colour_button = QToolButton(objectName="colourButton")
+        self.colour_button = named(QToolButton(), "colourButton")
         self.colour_button.setToolTip("Brush colour")
         self.colour_button.clicked.connect(self._choose_colour)
         self._show_colour(self.canvas.colour)
@@ -65,11 +66,11 @@ class SketchPanel(QWidget):
 
     def _brush_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.size_slider = QSlider(Qt.Orientation.Horizontal, objectName="brushSizeSlider")
+        self.size_slider = named(QSlider(Qt.Orientation.Horizontal), "brushSizeSlider")
         self.size_slider.setRange(1, 128)
         self.size_slider.setValue(round(self.canvas.brush_size))
         self.size_slider.valueChanged.connect(lambda v: setattr(self.canvas, "brush_size", v))
-        self.hardness_slider = QSlider(Qt.Orientation.Horizontal, objectName="hardnessSlider")
+        self.hardness_slider = named(QSlider(Qt.Orientation.Horizontal), "hardnessSlider")
         self.hardness_slider.setRange(0, 100)
         self.hardness_slider.setValue(round(self.canvas.hardness * 100))
         self.hardness_slider.valueChanged.connect(
@@ -84,7 +85,8 @@ class SketchPanel(QWidget):
         return row
 
     def _button(self, row: QHBoxLayout, text: str, tip: str) -> QToolButton:
-        button = QToolButton(text=text)
+        button = QToolButton()
+        button.setText(text)
         button.setToolTip(tip)
         row.addWidget(button)
         return button

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.signals import emit
 from engine import SAMPLERS, SCHEDULES, GenerationRequest
+from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 
 TXT2IMG, SKETCH = "txt2img", "sketch"
 RANDOM_SEED = -1  # shown as "Random" in the seed box
@@ -50,6 +51,19 @@ class GenerationParams(QObject):
         "batch_count": (int, 1),
         "batch_size": (int, 1),
         "mode": (str, TXT2IMG),
+        # Start txt2img from noise * sqrt(1 + sigma_max^2) as diffusers and ComfyUI; off is
+        # A1111's default. Restored from pictures so theirs reproduce here.
+        "sgm_noise": (bool, True),
+    }
+    # What the controls can show and the engine accepts; other values are ignored.
+    LIMITS: dict[str, tuple[float, float]] = {
+        "steps": (1, MAX_STEPS),
+        "seed": (RANDOM_SEED, MAX_SEED),
+        "strength": (0.0, 1.0),
+        "width": (MIN_SIZE, MAX_SIZE),
+        "height": (MIN_SIZE, MAX_SIZE),
+        "batch_count": (1, MAX_BATCH_COUNT),
+        "batch_size": (1, MAX_BATCH_SIZE),
     }
 
     prompt_changed = Signal(str)
@@ -65,6 +79,7 @@ class GenerationParams(QObject):
     batch_count_changed = Signal(int)
     batch_size_changed = Signal(int)
     mode_changed = Signal(str)
+    sgm_noise_changed = Signal(bool)
 
     prompt = _observable("prompt", str)
     negative_prompt = _observable("negative_prompt", str)
@@ -79,6 +94,7 @@ class GenerationParams(QObject):
     batch_count = _observable("batch_count", int)
     batch_size = _observable("batch_size", int)
     mode = _observable("mode", str)
+    sgm_noise = _observable("sgm_noise", bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,8 +110,11 @@ class GenerationParams(QObject):
             if name not in self.FIELDS:
                 continue
             try:
-                self.FIELDS[name][0](value)
-            except (TypeError, ValueError):
+                converted = self.FIELDS[name][0](value)
+            except (TypeError, ValueError, OverflowError):  # int(inf) overflows
+                continue
+            low, high = self.LIMITS.get(name, (converted, converted))
+            if not low <= converted <= high:  # also keeps ints in range of the C int signals
                 continue
             if name == "sampler" and value not in SAMPLERS:
                 continue
@@ -103,6 +122,8 @@ class GenerationParams(QObject):
                 continue
             if name == "mode" and value not in (TXT2IMG, SKETCH):
                 continue
+            if name == "sgm_noise" and not isinstance(value, bool):
+                continue  # bool("false") is True: take only real booleans
             setattr(self, name, value)
 
     def apply_request(self, request: GenerationRequest, seed: int | None = None) -> None:
@@ -119,6 +140,7 @@ class GenerationParams(QObject):
                 "sampler": request.sampler,
                 "schedule": request.schedule,
                 "strength": request.strength,
+                "sgm_noise": request.sgm_noise,
             }
         )
 
@@ -138,6 +160,7 @@ class GenerationParams(QObject):
             batch_count=self.batch_count,
             init_image=init_image if sketch else None,
             strength=self.strength,
+            sgm_noise=self.sgm_noise,
         )
 
 
@@ -148,7 +171,7 @@ class JobsState(QObject):
     queued_changed = Signal(int)
     progress_changed = Signal(str)  # "Step 12/25 · 3.1 it/s · 4 s left"
     fraction_changed = Signal(float)
-    last_seed_changed = Signal(int)
+    last_seed_changed = Signal(object)  # int up to 2**32 - 1: too big for a C int
 
     running = _observable("running", bool)
     queued = _observable("queued", int)

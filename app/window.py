@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QUrl
 from PySide6.QtGui import (
@@ -36,10 +35,12 @@ from app.gallery import GalleryStrip
 from app.imageio import ImageLoader
 from app.jobs import FinishedImage
 from app.preview import PreviewPane
+from app.qimages import array_to_qimage
+from app.services import Services
 from app.settings import Settings, save_settings
 from app.sketchpanel import SketchPanel
 from app.viewmodel import SKETCH, GenerationParams, JobsState, ModelState
-from app.worker import Saver, array_to_qimage, default_engine, default_saver
+from app.widgets import named
 
 CHECKPOINT_FILTER = "Stable Diffusion checkpoints (*.safetensors *.ckpt);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
@@ -60,8 +61,7 @@ class MainWindow(QMainWindow):
         self,
         settings: Settings,
         gallery_dir: Path,
-        engine_factory: Callable[[], Any] = default_engine,
-        saver: Saver = default_saver,
+        services: Services | None = None,
         settings_path: Path | None = None,
     ) -> None:
         super().__init__()
@@ -73,9 +73,7 @@ class MainWindow(QMainWindow):
         self.params.update(settings.parameters)
         self.jobs = JobsState(self)
         self.model = ModelState(self)
-        self.controller = EngineController(
-            self.jobs, self.model, engine_factory, saver, parent=self
-        )
+        self.controller = EngineController(self.jobs, self.model, services, parent=self)
         self.last_error = ""
         self._loader = ImageLoader(self)
         self._build()
@@ -113,22 +111,23 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([360, 1000])
         self.setCentralWidget(split)
-        self.model_label = QLabel("No model loaded", objectName="modelLabel")
+        self.model_label = named(QLabel("No model loaded"), "modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
 
     def _run_row(self) -> QHBoxLayout:
-        self.progress = QProgressBar(objectName="progressBar")
+        self.progress = named(QProgressBar(), "progressBar")
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)  # a reset bar (value -1) would hide its text
         self.progress.setFormat("Idle")
         self.progress.setTextVisible(True)
-        self.generate_button = QPushButton("Generate", objectName="generateButton")
+        self.generate_button = named(QPushButton("Generate"), "generateButton")
         self.generate_button.setToolTip("Generate (Ctrl+Enter); while one runs, queue another")
         self.generate_button.setDefault(True)
-        self.cancel_button = QPushButton("Cancel", objectName="cancelButton", enabled=False)
+        self.cancel_button = named(QPushButton("Cancel"), "cancelButton")
+        self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the running picture (Esc)")
-        self.queue_label = QLabel("", objectName="queueLabel")
-        self.clear_queue_button = QPushButton("Clear queue", objectName="clearQueueButton")
+        self.queue_label = named(QLabel(""), "queueLabel")
+        self.clear_queue_button = named(QPushButton("Clear queue"), "clearQueueButton")
         self.clear_queue_button.setVisible(False)
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
@@ -160,7 +159,13 @@ class MainWindow(QMainWindow):
             self._action(self, "Generate", self.generate, keys)
         self._action(self, "Cancel", self.controller.cancel, "Esc")
 
-    def _action(self, menu: Any, text: str, slot: Callable, keys: Any = None) -> QAction:
+    def _action(
+        self,
+        menu: QWidget,
+        text: str,
+        slot: Callable[[], object],
+        keys: QKeySequence | QKeySequence.StandardKey | str | None = None,
+    ) -> QAction:
         action = QAction(text, self)
         if keys is not None:
             action.setShortcut(QKeySequence(keys))
@@ -176,7 +181,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(c.cancel)
         self.clear_queue_button.clicked.connect(c.clear_queue)
         c.preview_ready.connect(lambda _, image: self.preview.set_image(image))
-        c.images_finished.connect(self._on_images)
+        c.image_ready.connect(self._on_image)
         c.error.connect(self.show_error)
         c.model_loaded.connect(lambda info: self._remember_model(info.path))
         self.jobs.running_changed.connect(self._sync_running)
@@ -239,13 +244,13 @@ class MainWindow(QMainWindow):
         request = self.params.make_request(init_image=sketch)
         return self.controller.generate(request, self.gallery_dir)
 
-    def _on_images(self, job_id: int, images: list[FinishedImage]) -> None:
-        if images:
-            self.preview.set_image(array_to_qimage(images[0].array))
-            saved = [i.path.name for i in images if i.path is not None]
-            if saved:
-                self.statusBar().showMessage(f"Saved {', '.join(saved)}", 8000)
-        self.gallery.add_finished(images)
+    def _on_image(self, job_id: int, image: FinishedImage) -> None:
+        # A cancelled job's late image goes to the gallery only: the preview shows the new job.
+        if self.controller.is_current(job_id):
+            self.preview.set_image(array_to_qimage(image.array))
+        if image.path is not None:
+            self.statusBar().showMessage(f"Saved {image.path.name}", 8000)
+        self.gallery.add_image(image)
 
     def load_model(self, path: str) -> None:
         self.controller.load_model(path)
@@ -287,11 +292,12 @@ class MainWindow(QMainWindow):
 
     def save_canvas(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save sketch", "sketch.png", "PNG (*.png)")
-        if path and not self.canvas.image().save(path, "PNG"):
+        # The stubs want bytes for the format; PySide6 6.12 accepts only str at run time.
+        if path and not self.canvas.image().save(path, "PNG"):  # type: ignore[call-overload]
             self.show_error(f"The sketch could not be saved to {path}.")
 
     def restore_parameters(self, text: str) -> None:
-        from engine.metadata import parse_parameters, request_from_parameters
+        from engine.parameters import parse_parameters, request_from_parameters
 
         self.params.update(request_from_parameters(parse_parameters(text)))
         self.statusBar().showMessage("Settings restored from the picture.", 5000)
@@ -336,7 +342,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         self.controller.shutdown()
-        self.settings.geometry = bytes(self.saveGeometry().toHex()).decode()
+        self.settings.geometry = bytes(self.saveGeometry().toHex().data()).decode()
         self.settings.parameters = self.params.to_dict()
         try:
             save_settings(self.settings, self.settings_path)

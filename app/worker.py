@@ -1,4 +1,4 @@
-"""The one worker that owns the engine. It lives in its own QThread and reads a queue.
+"""The one worker that owns the backend. It lives in its own QThread and reads a queue.
 
 Everything slow (creating the engine, which imports torch; loading a model; sampling; encoding
 and writing PNGs) happens here. Results go back through signals; receivers live on the GUI
@@ -9,38 +9,15 @@ from __future__ import annotations
 
 import queue
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QImage
 
 from app.jobs import FinishedImage, Job, LoadModel, PreviewThrottle, Stop
+from app.qimages import array_to_qimage
+from app.services import Services
 from app.signals import emit
-from engine import Cancelled, EngineError, GenerationResult, StepEvent
-
-Saver = Callable[[Path, np.ndarray, str], Path]
-
-
-def default_engine() -> Any:
-    from engine import Engine
-
-    return Engine()
-
-
-def default_saver(folder: Path, image: np.ndarray, parameters: str) -> Path:
-    from engine.output import save_png
-
-    return save_png(folder, image, parameters)
-
-
-def array_to_qimage(array: np.ndarray) -> QImage:
-    """An RGB uint8 (H, W, 3) array as a QImage that owns its own pixels."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    h, w, _ = array.shape
-    return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+from engine import Backend, Cancelled, EngineError, ImageEvent, StepEvent
 
 
 class Worker(QObject):
@@ -50,21 +27,18 @@ class Worker(QObject):
     job_started = Signal(int)
     # job id, step, total, elapsed, batch index, batch count, QImage or None
     job_step = Signal(int, int, int, float, int, int, object)
-    job_finished = Signal(int, object)  # job id, list[FinishedImage]
+    # job id, FinishedImage: sent as each image is saved, so a job cancelled or failing later
+    # keeps the images it already made
+    image_ready = Signal(int, object)
+    job_finished = Signal(int)
     job_failed = Signal(int, str)
     job_cancelled = Signal(int)
 
-    def __init__(
-        self,
-        engine_factory: Callable[[], Any] = default_engine,
-        saver: Saver = default_saver,
-        preview_interval: float = 1 / 15,
-    ) -> None:
+    def __init__(self, services: Services, preview_interval: float = 1 / 15) -> None:
         super().__init__()
-        self._engine_factory = engine_factory
-        self._saver = saver
+        self._services = services
         self._preview_interval = preview_interval
-        self._engine: Any = None
+        self._backend: Backend | None = None
         self.commands: queue.Queue[Job | LoadModel | Stop] = queue.Queue()
 
     def submit(self, command: Job | LoadModel | Stop) -> None:
@@ -93,15 +67,15 @@ class Worker(QObject):
         else:
             emit(self.job_failed, command.id, message)
 
-    def _engine_or_create(self) -> Any:
-        if self._engine is None:
-            self._engine = self._engine_factory()
-        return self._engine
+    def _backend_or_create(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._services.backend_factory()
+        return self._backend
 
     def _load(self, path: str) -> None:
-        engine = self._engine_or_create()
+        backend = self._backend_or_create()
         try:
-            info = engine.load_model(path, on_progress=lambda f, m: emit(self.model_progress, f, m))
+            info = backend.load_model(path, lambda f, m: emit(self.model_progress, f, m))
         except EngineError as exc:
             emit(self.model_failed, path, str(exc))
             return
@@ -111,13 +85,14 @@ class Worker(QObject):
         if job.cancel.is_set():  # cleared from the queue before it started
             emit(self.job_cancelled, job.id)
             return
-        engine = self._engine_or_create()
+        backend = self._backend_or_create()
         emit(self.job_started, job.id)
         throttle = PreviewThrottle(self._preview_interval)
         try:
-            result = engine.generate(
+            backend.generate(
                 job.request,
                 on_step=lambda event: self._on_step(event, throttle),
+                on_image=lambda event: self._on_image(job, event),
                 cancel=job.cancel,
                 job_id=job.id,
             )
@@ -127,7 +102,7 @@ class Worker(QObject):
         except EngineError as exc:
             emit(self.job_failed, job.id, str(exc))
             return
-        emit(self.job_finished, job.id, self._save_all(job, result))
+        emit(self.job_finished, job.id)
 
     def _on_step(self, event: StepEvent, throttle: PreviewThrottle) -> None:
         final = event.step == event.total and event.batch_index == event.batch_count - 1
@@ -145,17 +120,19 @@ class Worker(QObject):
             image,
         )
 
-    def _save_all(self, job: Job, result: GenerationResult) -> list[FinishedImage]:
-        finished = []
-        for generated in result.images:
-            path, error = None, ""
-            try:
-                path = self._saver(job.output_dir, generated.image, generated.parameters)
-            except EngineError as exc:
-                error = str(exc)
-            except OSError as exc:
-                error = f"The image could not be saved in {job.output_dir}: {exc.strerror or exc}"
-            finished.append(
-                FinishedImage(generated.image, generated.seed, generated.parameters, path, error)
-            )
-        return finished
+    def _on_image(self, job: Job, event: ImageEvent) -> None:
+        generated = event.image
+        path, error = self._save(job.output_dir, event)
+        finished = FinishedImage(
+            generated.image, generated.seed, generated.parameters, path, error, event.index
+        )
+        emit(self.image_ready, job.id, finished)
+
+    def _save(self, folder: Path, event: ImageEvent) -> tuple[Path | None, str]:
+        """(path, "") when saved; (None, why) when not: the image is kept in memory then."""
+        try:
+            return self._services.save_image(folder, event.image), ""
+        except EngineError as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"The image could not be saved in {folder}: {exc.strerror or exc}"

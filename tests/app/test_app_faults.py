@@ -39,7 +39,7 @@ def test_png_replaced_by_garbage_gives_a_message(qtbot, strip, tmp_path):
     assert "cat" not in (strip.parameters_of(item) or "")  # read again, without raising
     messages = []
     strip.message.connect(messages.append)
-    strip._show(item)  # a click: load it large
+    strip.itemClicked.emit(item)  # a click: load it large
     qtbot.wait_until(lambda: bool(messages), timeout=5000)
     assert path.name in messages[0] and "not an image" in messages[0]
 

@@ -46,16 +46,26 @@ def test_mouse_stroke_paints_and_undo_redo_restore(qtbot, canvas):
     np.testing.assert_array_equal(canvas.to_array(), drawn)
 
 
-def test_fifty_undo_steps(canvas):
+def test_undo_goes_back_up_to_the_limit_and_forgets_older_strokes(canvas):
+    canvas.brush_size = 2
     states = [canvas.to_array()]
-    for i in range(55):
-        canvas.begin_stroke(QPointF(i + 4, 10 + (i % 40)))
+    strokes = UNDO_LIMIT + 20
+    for i in range(strokes):  # each stroke a dot of its own: every state differs
+        canvas.begin_stroke(QPointF(2 + 3 * (i % 20), 2 + 3 * (i // 20)))
         canvas.end_stroke()
         states.append(canvas.to_array())
-    for i in range(55):
+    assert not np.array_equal(states[-1], states[-2])
+    for i in range(UNDO_LIMIT):  # the newest strokes undo one by one
+        assert canvas.can_undo()
         canvas.undo()
         np.testing.assert_array_equal(canvas.to_array(), states[-2 - i])
-    assert not canvas.can_undo() and UNDO_LIMIT >= 50
+    assert not canvas.can_undo()  # the 20 oldest strokes are beyond the limit
+    np.testing.assert_array_equal(canvas.to_array(), states[strokes - UNDO_LIMIT])
+    assert not np.array_equal(canvas.to_array(), states[0])
+    canvas.undo()  # nothing left to undo: nothing changes
+    np.testing.assert_array_equal(canvas.to_array(), states[strokes - UNDO_LIMIT])
+    canvas.redo()
+    np.testing.assert_array_equal(canvas.to_array(), states[strokes - UNDO_LIMIT + 1])
 
 
 def test_eraser_paints_background_and_soft_brush_blends(canvas):

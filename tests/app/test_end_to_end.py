@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PySide6.QtCore import Qt
 
+from app.services import Services
 from app.settings import Settings
 from app.viewmodel import SKETCH
 from app.window import MainWindow
-from engine.metadata import read_png_parameters
+from engine.image_metadata import read_png_parameters
+from tests.app.fake_engine import PauseAtBatch
 from tests.app.qt_helpers import dismiss_messages
 
 factories = pytest.importorskip("tests.factories")
@@ -35,13 +39,15 @@ def window(qtbot, tmp_path, checkpoint):
 
 def _generate(qtbot, window, **values):
     window.params.update({"steps": 2, "width": 64, "height": 64, **values})
-    previews = []
+    previews, images = [], []
     window.controller.preview_ready.connect(lambda job, image: previews.append(image.size()))
-    with qtbot.wait_signal(window.controller.images_finished, timeout=SLOW) as done:
+    window.controller.image_ready.connect(lambda job, image: images.append(image))
+    with qtbot.wait_signal(window.controller.job_done, timeout=SLOW) as done:
         qtbot.keyClick(
             window.controls.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
         )
-    return previews, done.args[1]
+    assert done.args[1] == "finished"
+    return previews, images
 
 
 def test_txt2img_saves_a_png_with_prompt_and_seed(qtbot, window, tmp_path):
@@ -106,7 +112,7 @@ def test_gui_stays_responsive_with_the_real_engine(qtbot, window):
     clock = QElapsedTimer()
     timer = QTimer(interval=10)
     timer.timeout.connect(lambda: worst.__setitem__(0, max(worst[0], clock.restart() - 10)))
-    with qtbot.wait_signal(window.controller.images_finished, timeout=SLOW):
+    with qtbot.wait_signal(window.controller.job_done, timeout=SLOW):
         window.generate()
         clock.start()
         timer.start()
@@ -119,7 +125,7 @@ def test_cancel_mid_generation_with_the_real_engine(qtbot, window, tmp_path):
     window.params.update({"prompt": "cancel me", "steps": 40, "width": 64, "height": 64})
     previews, finished = [], []
     window.controller.preview_ready.connect(lambda job, image: previews.append(job))
-    window.controller.images_finished.connect(lambda *args: finished.append(args))
+    window.controller.image_ready.connect(lambda *args: finished.append(args))
     window.generate()
     qtbot.wait_until(lambda: len(previews) >= 2, timeout=SLOW)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
@@ -130,3 +136,39 @@ def test_cancel_mid_generation_with_the_real_engine(qtbot, window, tmp_path):
     assert list((tmp_path / "gallery").glob("*.png")) == []
     _, images = _generate(qtbot, window, prompt="after cancel", seed=3)
     assert images[0].path is not None
+
+
+def test_cancel_during_batch_3_of_4_keeps_batches_1_and_2_on_disk(qtbot, tmp_path, checkpoint):
+    """The issue's case, in the app: 4 batches of 2, Esc when batch 3 begins. The real engine
+    makes the pictures; PauseAtBatch only holds batch 3 at its first step until the cancel, so
+    the test does not depend on how fast this machine runs a step."""
+    from engine import Engine
+
+    reached = threading.Event()
+    services = Services(backend_factory=lambda: PauseAtBatch(Engine(), 2, reached))
+    gallery = tmp_path / "gallery"
+    w = MainWindow(Settings(), gallery, services, tmp_path / "settings.json")
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.wait_signal(w.controller.model_loaded, timeout=SLOW):
+        w.load_model(str(checkpoint))
+    seed = 4_000_000_000  # also above 2**31, through every signal on the way
+    w.params.update({"prompt": "four batches", "steps": 2, "width": 64, "height": 64})
+    w.params.update({"seed": seed, "batch_size": 2, "batch_count": 4})
+    w.generate()
+    qtbot.wait_until(reached.is_set, timeout=SLOW)
+    with qtbot.wait_signal(w.controller.job_done, timeout=SLOW) as done:
+        qtbot.keyClick(w, Qt.Key.Key_Escape)
+    assert done.args[1] == "cancelled"
+    qtbot.wait(200)  # anything still in flight from the worker would land now
+
+    files = sorted(gallery.glob("*.png"))  # names sort by time: the order they were made
+    assert len(files) == 2 * 2
+    seeds = [seed + i for i in range(4)]
+    for path, expected in zip(files, seeds, strict=True):
+        assert f"-{expected}-" in path.name  # the seed labels the file
+        text = read_png_parameters(path)
+        assert text.startswith("four batches\n") and f"Seed: {expected}," in text
+    assert [e.path for e in w.gallery.entries()] == files[::-1]  # the strip, newest first
+    assert w.jobs.last_seed == seed and not w.jobs.running
+    w.close()

@@ -1,4 +1,4 @@
-"""The gallery strip: newest first, restore, delete with confirmation, unsaved images kept."""
+"""The gallery strip (the view): thumbnails, clicks, menus and dialogs over a GalleryModel."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.gallery import list_images
 from app.jobs import FinishedImage
-from engine.metadata import read_png_parameters
+from engine.image_metadata import read_png_parameters
 from engine.output import save_png
 
 PARAMS = (
@@ -29,7 +28,6 @@ def test_lists_newest_first_and_loads_thumbnails(qtbot, strip, tmp_path):
     old = _png(tmp_path, 10, "old", 1_000_000)
     new = _png(tmp_path, 200, "new", 2_000_000)
     (tmp_path / "notes.txt").write_text("not an image")
-    assert list_images(tmp_path) == [new, old]
     strip.set_folder(tmp_path)
     assert [e.path for e in strip.entries()] == [new, old]
 
@@ -66,7 +64,7 @@ def test_delete_asks_first(qtbot, strip, tmp_path, monkeypatch):
 def test_unsaved_image_stays_and_can_be_saved_as(qtbot, strip, tmp_path):
     strip.set_folder(tmp_path)
     array = np.full((64, 64, 3), 77, np.uint8)
-    strip.add_finished([FinishedImage(array, 5, PARAMS, None, "disk full")])
+    strip.add_image(FinishedImage(array, 5, PARAMS, None, "disk full"))
     assert strip.entries()[0].path is None
     strip.set_folder(tmp_path)  # a refresh must not lose it
     assert strip.count() == 1
@@ -80,10 +78,37 @@ def test_menu_offers_save_as_only_for_unsaved(qtbot, strip, tmp_path):
     _png(tmp_path, 30, PARAMS, 1_000_000)
     strip.set_folder(tmp_path)
     array = np.zeros((64, 64, 3), np.uint8)
-    strip.add_finished([FinishedImage(array, 5, PARAMS, None, "disk full")])
+    strip.add_image(FinishedImage(array, 5, PARAMS, None, "disk full"))
     unsaved_menu = [a.text() for a in strip.build_menu(strip.item(0)).actions()]
     saved_menu = [a.text() for a in strip.build_menu(strip.item(1)).actions()]
     assert "Save as…" in unsaved_menu and "Save as…" not in saved_menu
     for wanted in ("Open file location", "Copy image", "Copy parameters", "Use as sketch"):
         assert wanted in saved_menu
     assert "Delete…" in saved_menu
+
+
+def test_new_images_go_in_front_and_late_thumbnails_find_their_row(qtbot, strip, tmp_path):
+    dark = _png(tmp_path, 10, "dark", 1_000_000)
+    bright = _png(tmp_path, 250, "bright", 2_000_000)
+    strip.set_folder(tmp_path)  # thumbnails now load in the thread pool
+    array = np.zeros((64, 64, 3), np.uint8)
+    strip.add_image(FinishedImage(array, 5, PARAMS, tmp_path / "new.png"))
+    assert [e.path for e in strip.entries()] == [tmp_path / "new.png", bright, dark]
+
+    def centre_red(row):
+        icon = strip.item(row).icon().pixmap(96).toImage()
+        return icon.pixelColor(icon.width() // 2, icon.height() // 2).red()
+
+    qtbot.wait_until(lambda: centre_red(1) > 200 and 0 < centre_red(2) < 50, timeout=5000)
+    assert centre_red(0) == 0
+
+
+def test_delete_that_fails_says_why_and_keeps_the_image(qtbot, strip, tmp_path, monkeypatch):
+    stuck = tmp_path / "stuck.png"
+    stuck.mkdir()  # a file the strip cannot unlink, even as root
+    strip.add_image(FinishedImage(np.zeros((8, 8, 3), np.uint8), 1, "", stuck))
+    monkeypatch.setattr(strip, "confirm", lambda question: True)
+    with qtbot.wait_signal(strip.message) as said:
+        strip.delete(strip.item(0))
+    assert "Could not delete stuck.png" in said.args[0]
+    assert strip.count() == 1 and stuck.exists()

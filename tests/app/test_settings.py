@@ -43,8 +43,25 @@ def test_corrupt_file_is_moved_aside_with_a_message():
 
 def test_unknown_keys_are_ignored(tmp_path):
     path = tmp_path / "s.json"
-    path.write_text('{"last_model": "a", "from_the_future": 1}')
+    path.write_text('{"last_model": "a", "from_the_future": 1, "from_beyond": null}')
     assert load_settings(path).settings.last_model == "a"
+
+
+def test_settings_of_an_older_version_still_load(tmp_path):
+    # Version 0.1 wrote a "window_state" that nothing ever used; it is dropped on load.
+    path = tmp_path / "s.json"
+    path.write_text('{"geometry": "01d9", "window_state": "00ff", "parameters": {"steps": 9}}')
+    loaded = load_settings(path)
+    assert loaded.warning == "" and loaded.settings.geometry == "01d9"
+    assert loaded.settings.parameters == {"steps": 9}
+    save_settings(loaded.settings, path)
+    assert "window_state" not in path.read_text()
+
+
+def test_values_of_the_wrong_type_are_dropped(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"last_model": 3, "parameters": [1, 2], "gallery_dir": "/g"}')
+    assert load_settings(path).settings == Settings(gallery_dir="/g")
 
 
 def test_command_line():

@@ -91,3 +91,29 @@ def test_seeds_above_two_to_the_31_cross_signals(qtbot):
     params.seed_changed.connect(seen.append)
     params.seed = 2**32 - 1
     assert seen == [2**32 - 1]
+
+
+def test_last_seed_above_two_to_the_31_reaches_the_seed_box(qtbot):
+    from app.controls import ControlsPanel
+
+    params, jobs = GenerationParams(), JobsState()
+    panel = ControlsPanel(params, jobs)
+    qtbot.addWidget(panel)
+    with qtbot.wait_signal(jobs.last_seed_changed) as changed:
+        jobs.last_seed = 3_000_000_000
+    assert changed.args == [3_000_000_000]
+    assert panel.reuse.isEnabled()
+    panel.reuse.click()
+    assert params.seed == 3_000_000_000
+    assert panel.seed.value() == 3_000_000_000 and panel.seed.text() == "3000000000"
+
+
+def test_update_ignores_values_outside_the_limits():
+    params = GenerationParams()
+    params.update(
+        {"steps": 3_000_000_000, "width": 10**12, "batch_size": 0, "seed": 2**32}
+        | {"guidance_scale": float("nan"), "batch_count": float("inf"), "strength": 1.5}
+    )
+    assert params.to_dict() == GenerationParams().to_dict()
+    params.update({"steps": 150, "width": 2048, "seed": 2**32 - 1, "strength": 1.0})
+    assert (params.steps, params.width, params.seed, params.strength) == (150, 2048, 2**32 - 1, 1)
