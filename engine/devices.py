@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
 from engine.errors import InvalidRequestError
@@ -22,12 +25,12 @@ def pick_device(requested: str | None = None) -> torch.device:
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if _mps_available():
+    if mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps and mps.is_available())
 
@@ -35,13 +38,14 @@ def _mps_available() -> bool:
 def _check_available(device: torch.device) -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidRequestError("No CUDA GPU is available here: use --device cpu.")
-    if device.type == "mps" and not _mps_available():
+    if device.type == "mps" and not mps_available():
         raise InvalidRequestError("Apple MPS is not available here: use --device cpu.")
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 matmuls natively (AVX512-BF16 / AMX); emulated
-    bf16 is slower than float32, so it is only the default where it is native."""
+    """What oneDNN says: the CPU has bfloat16 instructions (AVX512-BF16 / AMX). Shown by the
+    doctor beside the measurement; not used to choose, since such CPUs can still be slower in
+    bfloat16 than in float32 (engine.cpu_precision)."""
     probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
         return bool(probe()) if probe is not None else False
@@ -49,11 +53,20 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+@dataclass(frozen=True)
+class PrecisionChoice:
+    dtype: torch.dtype
+    reason: str  # why, for the doctor's report
+
+
+def choose_precision(
+    device: torch.device, precision: str = "auto", cache_dir: Path | None = None
+) -> PrecisionChoice:
     """The working precision of the UNet and text encoder (the VAE may be upcast on NaN).
 
     "auto" and "autocast" mean the reduced precision the device is good at: float16 on CUDA
-    and MPS, bfloat16 on a CPU with native support, else float32. "full" means float32.
+    and MPS; on a CPU, bfloat16 only when timing it here showed it clearly faster than float32
+    (engine.cpu_precision), else float32. "full" means float32.
     """
     if precision not in PRECISIONS:
         raise InvalidRequestError(
@@ -66,10 +79,21 @@ def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
         "bfloat16": torch.bfloat16,
     }
     if precision in explicit:
-        return explicit[precision]
-    if device.type in ("cuda", "mps"):
-        return torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+        return PrecisionChoice(explicit[precision], f"--precision {precision}")
+    if device.type == "cuda":
+        return PrecisionChoice(
+            torch.float16, "CUDA GPUs run float16 natively; the VAE retries in float32 on overflow"
+        )
+    if device.type == "mps":
+        return PrecisionChoice(torch.float16, "Apple GPUs run float16 natively")
+    from engine.cpu_precision import cpu_precision
+
+    measured = cpu_precision(cache_dir)
+    return PrecisionChoice(getattr(torch, measured.dtype), measured.reason)
+
+
+def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    return choose_precision(device, precision).dtype
 
 
 def dtype_name(dtype: torch.dtype) -> str:
