@@ -79,6 +79,7 @@ class EngineController(QObject):
 
     def load_model(self, path: str) -> None:
         self.model.loading = True
+        self.model.fraction = 0.0
         self.model.message = f"Loading {Path(path).name}…"
         self._worker.submit(LoadModel(path))
 
@@ -163,13 +164,16 @@ class EngineController(QObject):
         emit(self.job_done, job_id, how)
 
     def _on_model_progress(self, fraction: float, message: str) -> None:
+        self.model.fraction = fraction
         self.model.message = message or f"Loading model… {fraction:.0%}"
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model.loading = False
         self.model.name = info.name
+        self.model.path = info.path
         self.model.device = f"{info.device} · {info.dtype}"
-        self.model.message = f"Loaded {info.name} in {info.load_seconds:.1f} s"
+        note = f" · running on CPU: {info.device_note}" if info.device_note else ""
+        self.model.message = f"Loaded {info.name} in {info.load_seconds:.1f} s{note}"
         emit(self.model_loaded, info)
 
     def _on_model_failed(self, path: str, message: str) -> None:

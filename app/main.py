@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Before Qt loads: when the window cannot open, say why and how to fix it, instead of
+    # Qt's abort with "Reinstalling the application may fix this problem".
+    from app.startup_checks import EXIT_NO_WINDOW, prepare_window_system
+
+    problem = prepare_window_system(os.environ)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_WINDOW
     from PySide6.QtWidgets import QApplication
 
     from app.settings import default_gallery_dir, load_settings
@@ -39,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if loaded.warning:
         window.show_error(loaded.warning)
-    model = args.model or settings.last_model
-    if model:
-        window.load_model(model)
+    window.load_start_model(args.model)  # without --model: the last one, once the library knows
     return app.exec()
 
 

@@ -18,7 +18,7 @@ TXT2IMG, SKETCH = "txt2img", "sketch"
 RANDOM_SEED = -1  # shown as "Random" in the seed box
 
 
-def _observable(name: str, kind: type) -> property:
+def observable(name: str, kind: type) -> property:
     attr = "_" + name
 
     def get(self: QObject) -> Any:
@@ -81,20 +81,20 @@ class GenerationParams(QObject):
     mode_changed = Signal(str)
     sgm_noise_changed = Signal(bool)
 
-    prompt = _observable("prompt", str)
-    negative_prompt = _observable("negative_prompt", str)
-    guidance_scale = _observable("guidance_scale", float)
-    steps = _observable("steps", int)
-    seed = _observable("seed", int)
-    strength = _observable("strength", float)
-    width = _observable("width", int)
-    height = _observable("height", int)
-    sampler = _observable("sampler", str)
-    schedule = _observable("schedule", str)
-    batch_count = _observable("batch_count", int)
-    batch_size = _observable("batch_size", int)
-    mode = _observable("mode", str)
-    sgm_noise = _observable("sgm_noise", bool)
+    prompt = observable("prompt", str)
+    negative_prompt = observable("negative_prompt", str)
+    guidance_scale = observable("guidance_scale", float)
+    steps = observable("steps", int)
+    seed = observable("seed", int)
+    strength = observable("strength", float)
+    width = observable("width", int)
+    height = observable("height", int)
+    sampler = observable("sampler", str)
+    schedule = observable("schedule", str)
+    batch_count = observable("batch_count", int)
+    batch_size = observable("batch_size", int)
+    mode = observable("mode", str)
+    sgm_noise = observable("sgm_noise", bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -173,11 +173,11 @@ class JobsState(QObject):
     fraction_changed = Signal(float)
     last_seed_changed = Signal(object)  # int up to 2**32 - 1: too big for a C int
 
-    running = _observable("running", bool)
-    queued = _observable("queued", int)
-    progress = _observable("progress", str)
-    fraction = _observable("fraction", float)
-    last_seed = _observable("last_seed", int)
+    running = observable("running", bool)
+    queued = observable("queued", int)
+    progress = observable("progress", str)
+    fraction = observable("fraction", float)
+    last_seed = observable("last_seed", int)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -192,18 +192,24 @@ class ModelState(QObject):
     """The loaded model as the status bar shows it."""
 
     name_changed = Signal(str)
+    path_changed = Signal(str)
     device_changed = Signal(str)
     loading_changed = Signal(bool)
+    fraction_changed = Signal(float)  # of the load in progress
     message_changed = Signal(str)
 
-    name = _observable("name", str)  # "" when none is loaded
-    device = _observable("device", str)  # "cpu · float32"
-    loading = _observable("loading", bool)
-    message = _observable("message", str)
+    name = observable("name", str)  # "" when none is loaded
+    path = observable("path", str)  # of the loaded model; "" when none is loaded
+    device = observable("device", str)  # "cpu · float32"
+    loading = observable("loading", bool)
+    fraction = observable("fraction", float)
+    message = observable("message", str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._name = ""
+        self._path = ""
         self._device = ""
         self._loading = False
+        self._fraction = 0.0
         self._message = ""

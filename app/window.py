@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QUrl
+from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,15 +32,21 @@ from PySide6.QtWidgets import (
 from app.canvas import SketchCanvas
 from app.controller import EngineController
 from app.controls import ControlsPanel
+from app.doctor_dialog import open_system_report
+from app.downloads import Downloads
 from app.gallery import GalleryStrip
 from app.imageio import ImageLoader
 from app.jobs import FinishedImage
+from app.library import LibraryController, LibraryState
+from app.model_picker import ModelPicker
+from app.models_dialog import ModelsDialog
 from app.preview import PreviewPane
 from app.qimages import array_to_qimage
 from app.services import Services
 from app.settings import Settings, save_settings
 from app.sketchpanel import SketchPanel
 from app.viewmodel import SKETCH, GenerationParams, JobsState, ModelState
+from app.welcome import WelcomePanel
 from app.widgets import named
 
 CHECKPOINT_FILTER = "Stable Diffusion checkpoints (*.safetensors *.ckpt);;All files (*)"
@@ -50,6 +57,7 @@ SHORTCUTS = """<table>
 <tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / redo in the sketch</td></tr>
 <tr><td><b>B, E, I, F</b></td><td>Brush, eraser, colour picker, fill</td></tr>
 <tr><td><b>Ctrl+O</b></td><td>Open a checkpoint</td></tr>
+<tr><td><b>Ctrl+Shift+M</b></td><td>Models: folders, downloads</td></tr>
 <tr><td><b>Ctrl+Shift+O</b></td><td>Open an image into the sketch</td></tr>
 <tr><td><b>Ctrl+Shift+V</b></td><td>Paste an image into the sketch</td></tr>
 <tr><td><b>Ctrl+S</b></td><td>Save the sketch</td></tr>
@@ -73,7 +81,13 @@ class MainWindow(QMainWindow):
         self.params.update(settings.parameters)
         self.jobs = JobsState(self)
         self.model = ModelState(self)
-        self.controller = EngineController(self.jobs, self.model, services, parent=self)
+        self.services = services or Services()
+        self.controller = EngineController(self.jobs, self.model, self.services, parent=self)
+        self.library_state = LibraryState(self)
+        self.library = LibraryController(self.library_state, self.services.library_factory, self)
+        self.downloads = Downloads(self.services.download, self.services.starter_model, self)
+        self.models_dialog: ModelsDialog | None = None
+        self._load_last_model = False  # once the library is open
         self.last_error = ""
         self._loader = ImageLoader(self)
         self._build()
@@ -81,6 +95,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_geometry()
         self.controller.start()
+        self.library.open()
         self.gallery.set_folder(self.gallery_dir)
         self.controls.prompt.setFocus()
 
@@ -92,12 +107,24 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.controls)
         scroll.setMinimumWidth(340)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.picker = ModelPicker(self.library_state, self.model)
+        left = QWidget()
+        left_column = QVBoxLayout(left)
+        left_column.setContentsMargins(0, 0, 0, 0)
+        left_column.addLayout(_labelled("Model", self.picker))
+        left_column.addWidget(scroll, 1)
         self.canvas = SketchCanvas(self.params.width, self.params.height)
         self.sketch = SketchPanel(self.canvas)
         self.preview = PreviewPane()
+        # No model yet: the welcome panel takes the empty preview's place.
+        self.welcome = WelcomePanel(self.library_state, self.model, self.downloads)
+        self.preview_page = _titled("Preview", self.preview)
+        self.preview_stack = QStackedWidget()
+        self.preview_stack.addWidget(self.preview_page)
+        self.preview_stack.addWidget(self.welcome)
         pictures = QSplitter(Qt.Orientation.Horizontal)
         pictures.addWidget(_titled("Sketch  (used in “Sketch to image” mode)", self.sketch))
-        pictures.addWidget(_titled("Preview", self.preview))
+        pictures.addWidget(self.preview_stack)
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
@@ -106,7 +133,7 @@ class MainWindow(QMainWindow):
         self.gallery = GalleryStrip()
         column.addWidget(self.gallery)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([360, 1000])
@@ -140,6 +167,7 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         file = self.menuBar().addMenu("&File")
         self._action(file, "&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open)
+        self._action(file, "&Models…", self.show_models, "Ctrl+Shift+M")
         self._action(file, "Open &image to sketch…", self.open_image, "Ctrl+Shift+O")
         self._action(file, "&Save sketch…", self.save_canvas, QKeySequence.StandardKey.Save)
         file.addSeparator()
@@ -154,6 +182,7 @@ class MainWindow(QMainWindow):
         self._action(edit, "&Clear sketch", self.canvas.clear)
         help_ = self.menuBar().addMenu("&Help")
         self._action(help_, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_, "&System report…", lambda: open_system_report(self, self.gallery_dir))
         self._action(help_, "&About Latentdesk", self.show_about)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             self._action(self, "Generate", self.generate, keys)
@@ -184,6 +213,17 @@ class MainWindow(QMainWindow):
         c.image_ready.connect(self._on_image)
         c.error.connect(self.show_error)
         c.model_loaded.connect(lambda info: self._remember_model(info.path))
+        self.picker.model_chosen.connect(self.load_model)
+        self.welcome.model_chosen.connect(self.load_model)
+        self.welcome.open_file_requested.connect(self.open_checkpoint)
+        self.library.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.library_state.opened_changed.connect(self._load_last_model_once_known)
+        self.downloads.finished.connect(self._on_downloaded)
+        self.downloads.failed.connect(lambda _, message: self.show_error(message))
+        self.model.name_changed.connect(self._sync_welcome)
+        self.model.loading_changed.connect(self._sync_model_progress)
+        self.model.fraction_changed.connect(self._sync_model_progress)
+        self.model.message_changed.connect(self._sync_model_progress)
         self.jobs.running_changed.connect(self._sync_running)
         self.jobs.queued_changed.connect(self._sync_queue)
         self.jobs.progress_changed.connect(lambda text: self.progress.setFormat(text or "Idle"))
@@ -205,6 +245,7 @@ class MainWindow(QMainWindow):
         self._loader.loaded.connect(lambda _, image: self.use_as_sketch(image))
         self._loader.failed.connect(lambda _, message: self.show_error(message))
         self._sync_history()
+        self._sync_welcome()
 
     def _sync_running(self, running: bool) -> None:
         self.cancel_button.setEnabled(running)
@@ -227,6 +268,17 @@ class MainWindow(QMainWindow):
             text = "No model loaded"
         self.model_label.setText(text)
 
+    def _sync_model_progress(self, *_: object) -> None:
+        if self.jobs.running:
+            return  # the bar shows the picture; a load waits for it anyway
+        loading = self.model.loading
+        self.progress.setValue(round(self.model.fraction * 1000) if loading else 0)
+        self.progress.setFormat(self.model.message if loading else "Idle")
+
+    def _sync_welcome(self, *_: object) -> None:
+        page = self.preview_page if self.model.name else self.welcome
+        self.preview_stack.setCurrentWidget(page)
+
     def _sync_canvas_size(self, *_: object) -> None:
         self.canvas.set_canvas_size(self.params.width, self.params.height)
 
@@ -238,7 +290,10 @@ class MainWindow(QMainWindow):
 
     def generate(self) -> int | None:
         if not self.model.name and not self.model.loading:
-            self.show_error("Open a model first: File › Open checkpoint… (Ctrl+O).")
+            self.show_error(
+                "Open a model first: pick one in the Model list, or use File › Models… "
+                "to find or download one."
+            )
             return None
         sketch = self.canvas.to_array() if self.params.mode == SKETCH else None
         request = self.params.make_request(init_image=sketch)
@@ -255,11 +310,49 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str) -> None:
         self.controller.load_model(path)
 
+    def load_start_model(self, path: str | None) -> None:
+        """``path`` if given, else the model used last (by the app or the CLI), once known."""
+        if path:
+            self.load_model(path)
+        else:
+            self._load_last_model = True
+            self._load_last_model_once_known()
+
+    def _load_last_model_once_known(self, *_: object) -> None:
+        if not (self._load_last_model and self.library_state.opened):
+            return
+        self._load_last_model = False
+        # Settings of version 0.1 kept the last model; the library (shared with the CLI) now does.
+        last_model = self.library_state.last_model or self.settings.last_model
+        if last_model and not (self.model.name or self.model.loading):
+            self.load_model(last_model)
+
     def _remember_model(self, path: str) -> None:
-        self.settings.last_model = path
+        self.library.remember(path)
+        self.settings.last_model = ""  # moved to the library
+
+    def _on_downloaded(self, _: int, path: str) -> None:
+        self.library.scan()
+        if self.model.name or self.model.loading:
+            text = f"Downloaded {Path(path).name}: pick it in the Model list"
+            self.statusBar().showMessage(text, 15000)
+        else:
+            self.load_model(path)
+
+    def show_models(self) -> None:
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(
+                self.library_state, self.library, self.downloads, self.services.reveal, self
+            )
+            self.models_dialog.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        if self.models_dialog.isVisible():  # open behind the window: bring it to the front
+            self.models_dialog.raise_()
+            self.models_dialog.activateWindow()
+        else:
+            self.models_dialog.show()
 
     def open_checkpoint(self) -> None:
-        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else ""
+        start = str(Path(self.model.path).parent) if self.model.path else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start, CHECKPOINT_FILTER)
         if path:
             self.load_model(path)
@@ -337,11 +430,14 @@ class MainWindow(QMainWindow):
     def _restore_geometry(self) -> None:
         if self.settings.geometry:
             self.restoreGeometry(QByteArray.fromHex(self.settings.geometry.encode()))
-        else:
-            self.resize(1320, 860)
+        else:  # a laptop's 1366x768 screen must show the status bar too
+            screen = self.screen().availableGeometry().size()
+            self.resize(QSize(1320, 860).boundedTo(screen))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         self.controller.shutdown()
+        self.downloads.shutdown()  # the partial file stays: the next start continues it
+        self.library.shutdown()
         self.settings.geometry = bytes(self.saveGeometry().toHex().data()).decode()
         self.settings.parameters = self.params.to_dict()
         try:
@@ -349,6 +445,16 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             print(f"latentdesk: settings not saved: {exc}")
         super().closeEvent(event)
+
+
+def _labelled(text: str, widget: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.setContentsMargins(4, 4, 4, 4)
+    label = QLabel(f"<b>{text}</b>")
+    label.setBuddy(widget)
+    row.addWidget(label)
+    row.addWidget(widget, 1)
+    return row
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:

@@ -104,6 +104,9 @@ class ModelInfo:
     device: str  # "cpu", "cuda:0", "mps"
     dtype: str  # "float16", "bfloat16", "float32"
     load_seconds: float
+    # Why the model runs on the CPU ("torch is a CPU-only build", ...); "" on a GPU or when the
+    # CPU was asked for. Shown in the status bar so a slow machine is never a silent mystery.
+    device_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,15 @@ class ModelRef:
     id: str  # for the local engine, the file or folder path
     name: str  # what a person sees, e.g. "v1-5-pruned-emaonly"
     path: str | None = None  # on this computer; None for a model that lives on a server
+    family: str | None = None  # "sd1", "sd2", "sdxl"; None when not known
+    inpainting: bool = False
+    size: int | None = None  # bytes
+    source: str = ""  # where it was found: "app", "a1111", "comfyui", "hf-cache", ...
+    problem: str = ""  # why it cannot be used here (shown greyed); "" when it can
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
 
 
 StepCallback = Callable[[StepEvent], None]

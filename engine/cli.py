@@ -1,7 +1,8 @@
-"""`latentdesk-cli txt2img|img2img`: the reference scripts' flags on our engine.
+"""`latentdesk-cli txt2img|img2img|models`: the reference scripts' flags on our engine.
 
 Every error a user can cause prints one line and exits 1; Ctrl+C stops at the next step, writes
-no partial file and exits 130.
+no partial file and exits 130. Mistakes in the arguments, the model name or the values are
+reported before torch is imported: importing it alone takes seconds.
 """
 
 from __future__ import annotations
@@ -12,13 +13,24 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from engine.api import SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
+from engine.cli_doctor import add_doctor_parser, run_doctor
+from engine.cli_models import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    add_models_parser,
+    checkpoint_for,
+    open_library,
+    remember_model,
+    run_models,
+)
 from engine.errors import Cancelled, EngineError
 from engine.samplers import CATALOGUE, DEFAULT_SAMPLER, sampler_info
-
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+from engine.validate import validate_request
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in ("txt2img", "img2img"):
         p = sub.add_parser(mode, help=f"{mode} generation")
         _add_common(p, mode)
+    add_models_parser(sub)
+    add_doctor_parser(sub)
     return parser
 
 
@@ -37,7 +51,10 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--negative-prompt", default="", help="what to avoid")
     p.add_argument("--from-file", type=Path, help="one prompt per line; runs each in turn")
     p.add_argument(
-        "--ckpt", required=True, type=Path, help=".safetensors, .ckpt or diffusers folder"
+        "--ckpt",
+        default=None,
+        help=".safetensors, .ckpt or diffusers folder, or the name of a model that "
+        "`models list` shows (default: the model used last, or the only one)",
     )
     p.add_argument("--outdir", type=Path, default=Path(f"outputs/{mode}-samples"))
     p.add_argument(
@@ -137,16 +154,22 @@ def run(args: argparse.Namespace, cancel: threading.Event, summary: dict) -> Non
     go, so it is right even after Ctrl+C) gets the model, the timings and the images."""
     from engine.images import load_image
     from engine.output import remove_stale_temp_files, save_png
-    from engine.session import Engine
 
     init_image = load_image(args.init_img) if args.mode == "img2img" else None
     requests = requests_from_args(args, init_image)
+    for request in requests:  # refuse bad values before torch is imported and the model read
+        validate_request(request)
+    library = open_library()
+    ckpt = checkpoint_for(args.ckpt, library)
+    from engine.session import Engine  # torch: only now that everything typed is known good
+
     engine = Engine(device=args.device, precision=args.precision)
-    for request in requests:  # refuse bad values before the slow model load
-        engine.validate(request)
+    for request in requests:
+        engine.mark_checked(request)  # checked once, above
     # A run killed while writing (SIGKILL, power loss) may have left a hidden temp file.
     remove_stale_temp_files(args.outdir)
-    info = engine.load_model(args.ckpt)
+    info = engine.load_model(ckpt)
+    remember_model(library, ckpt)
     summary.update(model=info.name, device=info.device, dtype=info.dtype)
     summary["timings"]["load"] = info.load_seconds
     for request in requests:
@@ -169,22 +192,41 @@ def _add_timings(total: dict[str, float], timings: dict[str, float]) -> None:
         total[key] = total.get(key, 0.0) + value
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    cancel = threading.Event()
+@contextmanager
+def ctrl_c_sets(cancel: threading.Event, stopping: str) -> Iterator[None]:
+    """The first Ctrl+C sets ``cancel`` (the work stops cleanly at its next check) and says
+    ``stopping``; a second one raises KeyboardInterrupt at once."""
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
         if cancel.is_set():  # a second Ctrl+C: stop now
             raise KeyboardInterrupt
         cancel.set()
-        print("Stopping after the current step... (Ctrl+C again to quit now)", file=sys.stderr)
+        print(f"{stopping}... (Ctrl+C again to quit now)", file=sys.stderr)
 
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.mode == "doctor":
+        return run_doctor(args)
+    cancel = threading.Event()
+    if args.mode == "models":
+        # Only a download has a clean stopping point (its partial file is kept for a resume);
+        # anything else just stops on Ctrl+C.
+        download = args.models_action == "download"
+        with ctrl_c_sets(cancel, "Stopping the download") if download else nullcontext():
+            return run_models(args, cancel)
     start = time.perf_counter()
     summary: dict = {"timings": {}, "images": []}
     try:
-        signal.signal(signal.SIGINT, on_sigint)
-        run(args, cancel, summary)
+        with ctrl_c_sets(cancel, "Stopping after the current step"):
+            run(args, cancel, summary)
     except (Cancelled, KeyboardInterrupt):
         kept = len(summary["images"])
         print(f"Cancelled: {kept} finished image(s) kept, no partial one.", file=sys.stderr)
@@ -194,8 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    finally:
-        signal.signal(signal.SIGINT, previous)
     _print_summary(args, summary, start, cancelled=False)
     return 0
 

@@ -1,12 +1,15 @@
-"""The A1111 "Model hash": the first 10 hex digits of the file's sha256, cached on disk because
-hashing a 2 GB checkpoint takes seconds."""
+"""The A1111 "Model hash": the first 10 hex digits of the file's sha256, kept in the model
+library's scan cache (keyed by path, size and mtime) because hashing a 2 GB checkpoint takes
+seconds. A download that verified the file's sha256 stores it there too, so it is never
+computed again."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
+
+from engine.library.cache import CACHE_FILE, known_short_hash, remember_short_hash
 
 CHUNK = 1 << 20
 
@@ -20,45 +23,25 @@ def sha256_file(path: Path) -> str:
 
 
 def model_hash(path: Path, cache_dir: Path | None = None) -> str | None:
-    """10-hex-digit hash, or None when the file cannot be read (the metadata then omits it)."""
+    """10-hex-digit hash, or None when the file cannot be read (the metadata then omits it).
+    ``cache_dir``: where the library cache lives (default: the user cache folder)."""
+    cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
+    known = known_short_hash(path, cache_path=cache_path)
+    if known is not None:
+        return known
     try:
-        stat = path.stat()
-    except OSError:
-        return None
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_file = (cache_dir or _default_cache_dir()) / "model-hashes.json"
-    cache = _read_cache(cache_file)
-    if key in cache:
-        return cache[key]
-    try:
+        before = _fingerprint(path)
         value = sha256_file(path)[:10]
     except OSError:
         return None
-    cache[key] = value
-    _write_cache(cache_file, cache)
+    if _fingerprint(path) == before:  # not rewritten while it was read
+        remember_short_hash(path, value, cache_path=cache_path)
     return value
 
 
-def _default_cache_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("latentdesk"))
-
-
-def _read_cache(file: Path) -> dict[str, str]:
+def _fingerprint(path: Path) -> tuple[int, int] | None:
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
-
-
-def _write_cache(file: Path, cache: dict[str, str]) -> None:
-    """Best effort: a cache that cannot be written only costs time next run."""
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache), encoding="utf-8")
-        os.replace(tmp, file)
+        stat = os.stat(path)
     except OSError:
-        pass
+        return None
+    return stat.st_size, stat.st_mtime_ns

@@ -23,8 +23,9 @@ from engine.api import (
 )
 from engine.devices import dtype_name, pick_device, pick_dtype
 from engine.errors import NoModelError, OutOfMemoryError
+from engine.gpu_check import cpu_fallback_reason
+from engine.library import LibraryEntry, ModelLibrary, load_config
 from engine.loading.build import ModelBundle, load_bundle
-from engine.model_files import find_model_files
 from engine.model_hash import model_hash
 from engine.pipeline import ModelLabel, generate
 from engine.validate import validate_request
@@ -42,10 +43,19 @@ class Engine:
         device: str | None = None,
         precision: str = "auto",
         model_folders: Iterable[str | os.PathLike[str]] = (),
+        library: ModelLibrary | None = None,
     ):
+        """``library``: where ``list_models`` looks (by default the one the app and the CLI
+        share, built on first use). ``model_folders``: more folders for that default library,
+        scanned as folders the person added, for this engine only (nothing is saved)."""
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
+        # Why we are on the CPU, unless the caller chose it (then there is nothing to explain).
+        self.device_note = "" if device or self.device.type != "cpu" else cpu_fallback_reason()
         self.model_folders = [Path(f).expanduser() for f in model_folders]
+        if library is not None and self.model_folders:
+            raise ValueError("give the model folders to the library: LibraryConfig(folders=...)")
+        self._library = library
         self._bundle: ModelBundle | None = None
         self._info: ModelInfo | None = None
         self._label: ModelLabel | None = None
@@ -58,17 +68,32 @@ class Engine:
     def model_info(self) -> ModelInfo | None:
         return self._info
 
+    def _models_library(self) -> ModelLibrary:
+        # Private: the default library holds model_folders in its config, which must never be
+        # saved as if the person had added them (this engine never changes its settings).
+        if self._library is None:
+            config = load_config()
+            config.folders += [str(f) for f in self.model_folders]
+            self._library = ModelLibrary(config)
+        return self._library
+
     def list_models(self) -> list[ModelRef]:
-        """Checkpoint files and diffusers folders in ``model_folders``, and the loaded model."""
+        """The checkpoints the library finds, and the loaded model, sorted by name. Checkpoints
+        this engine cannot run are listed too, with their ``problem``, so the app can show them
+        greyed out; LoRAs, VAEs and embeddings are not models to load."""
         # Keyed by the real path: a model loaded as "./m.safetensors" or through a symlink is
         # the same model as the one found in a folder.
         refs = {
-            os.path.realpath(p): ModelRef(str(p), _model_name(p), str(p))
-            for p in find_model_files(self.model_folders)
+            os.path.realpath(entry.path): _model_ref(entry)
+            for entry in self._models_library().scan().entries
+            if entry.kind == "checkpoint"
         }
         if self._info is not None:
             info = self._info
-            refs.setdefault(os.path.realpath(info.path), ModelRef(info.path, info.name, info.path))
+            loaded = ModelRef(
+                info.path, info.name, info.path, info.family, info.inpainting, source="file"
+            )
+            refs.setdefault(os.path.realpath(info.path), loaded)
         return sorted(refs.values(), key=lambda r: (r.name.casefold(), r.id))
 
     def load_model(
@@ -91,6 +116,7 @@ class Engine:
             device=str(self.device),
             dtype=dtype_name(self.dtype),
             load_seconds=time.perf_counter() - start,
+            device_note=self.device_note,
         )
         return self._info
 
@@ -107,6 +133,13 @@ class Engine:
         if known is not None and known() is request:
             return
         validate_request(request)
+        self.mark_checked(request)
+
+    def mark_checked(self, request: GenerationRequest) -> None:
+        """Record that ``request`` already passed ``engine.validate.validate_request``: the CLI
+        checks requests before it imports torch (a typo must not cost seconds), so generate()
+        need not check them again."""
+        key = id(request)
         checked = self._checked
 
         def forget(_: object) -> None:  # the request is gone: its id may be reused
@@ -146,6 +179,22 @@ class Engine:
 
 def _model_name(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
+
+
+def _model_ref(entry: LibraryEntry) -> ModelRef:
+    # The library names the problem of every checkpoint it would not load; the fallback only
+    # guards the rule that a ref without a problem is one this engine can run.
+    problem = entry.problem or ("" if entry.usable else f"{entry.family} is not supported")
+    return ModelRef(
+        id=entry.path,
+        name=entry.name,
+        path=entry.path,
+        family=entry.family,
+        inpainting=entry.inpainting,
+        size=entry.size,
+        source=entry.source,
+        problem=problem,
+    )
 
 
 # How allocators word it: CUDA/MPS "out of memory"; torch's CPU allocator "can't allocate

@@ -2,16 +2,21 @@
 
 Everything here works on ``key -> shape`` mappings, so it runs on a safetensors header before a
 single tensor is read, and scaled-down test models are recognised exactly like real ones.
+It imports no torch (the model configs only inside the functions that build them), so the model
+library classifies files with these same rules while it scans.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
 from engine.family import FAMILIES, SD1, ModelFamily, Shapes
-from engine.models.unet import UNetConfig
-from engine.models.vae import VAEConfig
+
+if TYPE_CHECKING:
+    from engine.models.unet import UNetConfig
+    from engine.models.vae import VAEConfig
 
 # SD2 and SDXL files use SD1's CompVis prefixes too: what tells the families apart is below them.
 _COMPVIS_UNET_PREFIX = SD1.unet_prefix
@@ -21,9 +26,13 @@ _COMPVIS_VAE_PREFIX = SD1.vae_prefix
 _TEXT_ENCODER_PREFIXES = ("cond_stage_model.", "text_model.", "embeddings.", "encoder.layers.")
 
 # kohya ("lora_down."), old diffusers ("to_q_lora.down."), PEFT ("lora_A."), LyCORIS variants.
-_LORA_MARKERS = ("lora_down.", "lora.down.", ".lora_A.", ".hada_w1_a", ".lokr_w1")
+LORA_MARKERS = ("lora_down.", "lora.down.", ".lora_A.", ".hada_w1_a", ".lokr_w1")
+LORA_PREFIXES = ("lora_unet_", "lora_te")
 # Textual-inversion files: A1111 .pt/.safetensors ("string_to_param", "emb_params"), SDXL pairs.
-_EMBEDDING_KEYS = ("string_to_param.", "emb_params", "clip_l", "clip_g")
+EMBEDDING_KEYS = ("string_to_param.", "emb_params", "clip_l", "clip_g")
+# ControlNets: CompVis ("control_model." prefix, hint encoder, zero convs) and diffusers layouts.
+CONTROLNET_PREFIXES = ("control_model.", "controlnet_")
+CONTROLNET_MARKERS = ("input_hint_block.", "zero_convs.")
 
 _LOAD_A_CHECKPOINT = "Load a full Stable Diffusion 1.x checkpoint (such as v1-5-pruned-emaonly)"
 
@@ -64,6 +73,8 @@ def _transformer_depth(shapes: Shapes, prefix: str) -> int:
 
 def unet_config_from_shapes(shapes: Shapes, family: ModelFamily) -> UNetConfig:
     """The UNetConfig of a ``family`` UNet state dict (keys without the family's prefix)."""
+    from engine.models.unet import UNetConfig  # torch: only when a model is built
+
     stem = _require(shapes, "input_blocks.0.0.weight", "UNet")  # (mc, in, 3, 3)
     mc, in_channels = stem[0], stem[1]
     out_channels = _require(shapes, "out.2.weight", "UNet")[0]
@@ -116,6 +127,8 @@ def _first_context_dim(shapes: Shapes) -> int:
 
 def vae_config_from_shapes(shapes: Shapes) -> VAEConfig:
     """The VAEConfig of a VAE state dict (keys without ``first_stage_model.``)."""
+    from engine.models.vae import VAEConfig  # torch: only when a model is built
+
     conv_in = _require(shapes, "encoder.conv_in.weight", "VAE")  # (ch, 3, 3, 3)
     ch = conv_in[0]
     levels = _indices(shapes, r"encoder\.down\.(\d+)\.")
@@ -140,51 +153,66 @@ def vae_config_from_shapes(shapes: Shapes) -> VAEConfig:
 
 
 def _any(shapes: Shapes, *, prefix: tuple[str, ...] = (), contains: tuple[str, ...] = ()) -> bool:
-    return any(k.startswith(prefix) or any(c in k for c in contains) for k in shapes)
+    """Whether a key starts with one of ``prefix`` or holds one of ``contains``."""
+    if prefix and any(k.startswith(prefix) for k in shapes):
+        return True
+    keys = "\n".join(shapes) if contains else ""  # one substring search per marker, in C
+    return any(c in keys for c in contains)
+
+
+def file_kind(shapes: Shapes) -> str:
+    """What a file holds, from its key names alone: "lora", "embedding", "controlnet",
+    "checkpoint" (a CompVis UNet with or without the rest), "vae", "text-encoder",
+    "vae+text-encoder", "unet" (diffusers layout, alone) or "unknown"."""
+    if _any(shapes, prefix=LORA_PREFIXES, contains=LORA_MARKERS):
+        return "lora"
+    if _any(shapes, prefix=EMBEDDING_KEYS):
+        return "embedding"
+    if _any(shapes, prefix=CONTROLNET_PREFIXES, contains=CONTROLNET_MARKERS):
+        return "controlnet"
+    if _any(shapes, prefix=(_COMPVIS_UNET_PREFIX,)):
+        return "checkpoint"
+    has_vae = _any(shapes, prefix=(_COMPVIS_VAE_PREFIX, "encoder.conv_in.", "decoder.conv_in."))
+    has_text = _any(shapes, prefix=_TEXT_ENCODER_PREFIXES)
+    if has_vae or has_text:
+        return {(True, False): "vae", (False, True): "text-encoder"}.get(
+            (has_vae, has_text), "vae+text-encoder"
+        )
+    if _any(shapes, prefix=("input_blocks.", "down_blocks.", "conv_in.")):
+        return "unet"
+    return "unknown"
+
+
+def _part_message(part: str, has_vae: bool) -> str:
+    return f"This file holds {part}, not a whole model. {_LOAD_A_CHECKPOINT}" + (
+        "; a separate VAE can replace the checkpoint's own one." if has_vae else "."
+    )
+
+
+_NOT_A_CHECKPOINT = {
+    "lora": "This is a LoRA, not a checkpoint: it only modifies a model. "
+    + _LOAD_A_CHECKPOINT
+    + " and apply the LoRA on top of it.",
+    "embedding": "This is a textual-inversion embedding, not a checkpoint: it adds a word to a "
+    f"model's vocabulary. {_LOAD_A_CHECKPOINT} and use the embedding with it.",
+    "controlnet": "This is a ControlNet, not a checkpoint: it guides a model but cannot generate "
+    "alone. " + _LOAD_A_CHECKPOINT + ".",
+    "vae": _part_message("only a VAE (the image decoder)", True),
+    "text-encoder": _part_message("only a text encoder", False),
+    "vae+text-encoder": _part_message("a VAE and a text encoder but no UNet", True),
+    "unet": "This file holds only a UNet, without its VAE and text encoder. "
+    + _LOAD_A_CHECKPOINT
+    + ", or open the whole diffusers folder it came from.",
+    "unknown": "This file is not a Stable Diffusion checkpoint: it has none of the expected "
+    "weights (model.diffusion_model.*). " + _LOAD_A_CHECKPOINT + ".",
+}
 
 
 def _reject_non_checkpoints(shapes: Shapes) -> None:
     """Files people mistake for checkpoints: LoRAs, embeddings, ControlNets, lone components."""
-    if _any(shapes, prefix=("lora_unet_", "lora_te"), contains=_LORA_MARKERS):
-        raise NotACheckpointError(
-            "This is a LoRA, not a checkpoint: it only modifies a model. "
-            + _LOAD_A_CHECKPOINT
-            + " and apply the LoRA on top of it."
-        )
-    if _any(shapes, prefix=_EMBEDDING_KEYS):
-        raise NotACheckpointError(
-            "This is a textual-inversion embedding, not a checkpoint: it adds a word to a "
-            f"model's vocabulary. {_LOAD_A_CHECKPOINT} and use the embedding with it."
-        )
-    if _any(shapes, prefix=("control_model.",), contains=("input_hint_block.", "zero_convs.")):
-        raise NotACheckpointError(
-            "This is a ControlNet, not a checkpoint: it guides a model but cannot generate "
-            "alone. " + _LOAD_A_CHECKPOINT + "."
-        )
-    if _any(shapes, prefix=(_COMPVIS_UNET_PREFIX,)):
-        return
-    has_vae = _any(shapes, prefix=(_COMPVIS_VAE_PREFIX, "encoder.conv_in.", "decoder.conv_in."))
-    has_text = _any(shapes, prefix=_TEXT_ENCODER_PREFIXES)
-    if has_vae or has_text:
-        part = {
-            (True, False): "only a VAE (the image decoder)",
-            (False, True): "only a text encoder",
-            (True, True): "a VAE and a text encoder but no UNet",
-        }[(has_vae, has_text)]
-        raise NotACheckpointError(
-            f"This file holds {part}, not a whole model. {_LOAD_A_CHECKPOINT}"
-            + ("; a separate VAE can replace the checkpoint's own one." if has_vae else ".")
-        )
-    if _any(shapes, prefix=("input_blocks.", "down_blocks.", "conv_in.")):
-        raise NotACheckpointError(
-            "This file holds only a UNet, without its VAE and text encoder. "
-            + _LOAD_A_CHECKPOINT
-            + ", or open the whole diffusers folder it came from."
-        )
-    raise NotACheckpointError(
-        "This file is not a Stable Diffusion checkpoint: it has none of the expected weights "
-        "(model.diffusion_model.*). " + _LOAD_A_CHECKPOINT + "."
-    )
+    kind = file_kind(shapes)
+    if kind != "checkpoint":
+        raise NotACheckpointError(_NOT_A_CHECKPOINT[kind])
 
 
 def _unsupported(what: str) -> UnsupportedModelError:
@@ -194,28 +222,46 @@ def _unsupported(what: str) -> UnsupportedModelError:
     )
 
 
-def _reject_other_families(shapes: Shapes) -> None:
+# Checkpoints of families this engine cannot run: (family id or None, what to call them).
+_SDXL = ("sdxl", "an SDXL checkpoint")
+_SD2_OPENCLIP = ("sd2", "a Stable Diffusion 2.x checkpoint (OpenCLIP text encoder)")
+_SD2 = ("sd2", "a Stable Diffusion 2.x checkpoint")
+_UNKNOWN_LAYOUT = (None, "a diffusion model with an unknown layout (not a CompVis UNet)")
+
+
+def foreign_family(shapes: Shapes) -> tuple[str | None, str] | None:
+    """(family id, description) of a CompVis checkpoint that is not SD 1.x (SD 2.x, SDXL, an
+    unknown UNet layout), or None when it may be SD 1.x. Raises UnsupportedModelError for a
+    UNet without cross-attention (not text-to-image)."""
     if (
         _any(shapes, prefix=("conditioner.embedders.",))
         or f"{_COMPVIS_UNET_PREFIX}label_emb.0.0.weight" in shapes
     ):
-        raise _unsupported("an SDXL checkpoint")
+        return _SDXL
     if _any(shapes, prefix=("cond_stage_model.model.",)):
-        raise _unsupported("a Stable Diffusion 2.x checkpoint (OpenCLIP text encoder)")
-    unet = _unet_shapes(shapes)
+        return _SD2_OPENCLIP
+    unet = unet_shapes(shapes)
     if "input_blocks.0.0.weight" not in unet or "out.2.weight" not in unet:
-        raise _unsupported("a diffusion model with an unknown layout (not a CompVis UNet)")
+        return _UNKNOWN_LAYOUT
     proj_in = unet.get("input_blocks.1.1.proj_in.weight") or unet.get(
         "middle_block.1.proj_in.weight"
     )
     context = _first_context_dim(unet)
     if (proj_in is not None and len(proj_in) == 2) or context == 1024:
-        raise _unsupported("a Stable Diffusion 2.x checkpoint")
+        return _SD2
     if context in (1280, 2048):
-        raise _unsupported("an SDXL checkpoint")
+        return _SDXL
+    return None
 
 
-def _unet_shapes(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+def _reject_other_families(shapes: Shapes) -> None:
+    found = foreign_family(shapes)
+    if found is not None:
+        raise _unsupported(found[1])
+
+
+def unet_shapes(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    """The CompVis UNet's entries of a whole checkpoint, without ``model.diffusion_model.``."""
     n = len(_COMPVIS_UNET_PREFIX)
     return {k[n:]: s for k, s in shapes.items() if k.startswith(_COMPVIS_UNET_PREFIX)}
 
@@ -237,7 +283,7 @@ def detect_family(full_shapes: Shapes) -> ModelFamily:
         raise NotACheckpointError("This file holds no tensors. " + _LOAD_A_CHECKPOINT + ".")
     _reject_non_checkpoints(full_shapes)
     _reject_other_families(full_shapes)
-    unet = _unet_shapes(full_shapes)
+    unet = unet_shapes(full_shapes)
     for family in FAMILIES.values():
         if family.matches_unet(unet):
             return family

@@ -1,4 +1,4 @@
-"""Every app test runs with its own config and pictures folders, never the person's."""
+"""Every app test runs with its own config, pictures and model folders, never the person's."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_PICTURES_DIR", str(home / "Pictures"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    # The model library also looks in the Hugging Face cache and LATENTDESK_MODEL_PATH.
+    monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
+    for name in ("LATENTDESK_MODEL_PATH", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

@@ -140,22 +140,27 @@ def test_ctrl_c_stops_cleanly_with_no_partial_file(ckpt, tmp_path):
 
 
 def test_each_request_is_checked_once(ckpt, tmp_path, monkeypatch, capsys):
-    """The CLI checks requests before the slow load; generating them must not check again."""
-    from engine import session
+    """The CLI checks requests before torch is imported; the Engine must not check them again."""
+    from engine import cli, session
 
     calls = []
     real = session.validate_request
 
-    def counting(request):
-        calls.append(request)
-        return real(request)
+    def counting(where):
+        def check(request):
+            calls.append((where, request.prompt))
+            return real(request)
 
-    monkeypatch.setattr(session, "validate_request", counting)
+        return check
+
+    # Both places that can check a request: the CLI itself, and the Engine's validate/generate.
+    monkeypatch.setattr(cli, "validate_request", counting("cli"))
+    monkeypatch.setattr(session, "validate_request", counting("engine"))
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("first prompt\nsecond prompt\n")
     args = _args(ckpt, tmp_path / "o", "--from-file", str(prompts), "--n_iter", "2", "--json")
     assert main(args) == 0
-    assert [request.prompt for request in calls] == ["first prompt", "second prompt"]
+    assert calls == [("cli", "first prompt"), ("cli", "second prompt")]
     assert len(json.loads(capsys.readouterr().out)["images"]) == 4
 
 

@@ -1,0 +1,141 @@
+"""What the window shows of the model library, without Qt: choices grouped by family, sizes and
+download progress as text.
+
+The scan (engine.library) says what a file is; this module decides how a person sees it: which
+files belong in the model picker, under which heading, and why one is greyed out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.jobs import format_seconds
+from engine.library.records import LibraryEntry, Place
+
+FAMILY_TITLES = {
+    "sd1": "Stable Diffusion 1.x",
+    "sd2": "Stable Diffusion 2.x",
+    "sdxl": "Stable Diffusion XL",
+}
+UNREADABLE = "Cannot be read"
+UNSUPPORTED = " (not supported yet)"
+SOURCE_TITLES = {
+    "app": "Latentdesk",
+    "user": "your folder",
+    "env": "LATENTDESK_MODEL_PATH",
+    "hf-cache": "Hugging Face cache",
+    "a1111": "AUTOMATIC1111",
+    "comfyui": "ComfyUI",
+    "invokeai": "InvokeAI",
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One line of the model picker."""
+
+    path: str
+    name: str
+    group: str  # the heading it is listed under
+    size: str  # "4.27 GB"
+    inpainting: bool
+    source: str  # "AUTOMATIC1111", ...
+    reason: str = ""  # why it cannot be picked; "" when it can
+
+    @property
+    def usable(self) -> bool:
+        return not self.reason
+
+    @property
+    def label(self) -> str:
+        badge = " · inpainting" if self.inpainting else ""
+        return f"{self.name}{badge}"
+
+
+def format_size(size: float | None) -> str:
+    """Decimal units, three digits, as the Hugging Face hub shows them: "4.27 GB"."""
+    if size is None:
+        return "unknown size"
+    if size < 1000:
+        return f"{int(size)} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 999.5 or unit == "TB":
+            break
+    digits = 2 if size < 9.995 else 1 if size < 99.95 else 0
+    return f"{size:.{digits}f} {unit}"
+
+
+def family_title(family: str | None) -> str:
+    return FAMILY_TITLES.get(family or "", f"Family “{family}”" if family else "Unknown family")
+
+
+def is_model_file(entry: LibraryEntry) -> bool:
+    """What the picker lists: checkpoints, and damaged files that might have been one."""
+    return entry.kind == "checkpoint" or (entry.kind == "unknown" and bool(entry.problem))
+
+
+def choice_of(entry: LibraryEntry) -> ModelChoice:
+    reason = "" if entry.usable else _reason(entry)
+    group = UNREADABLE if entry.kind != "checkpoint" else family_title(entry.family)
+    if entry.kind == "checkpoint" and entry.family != "sd1":
+        group += UNSUPPORTED
+    source = SOURCE_TITLES.get(entry.source, entry.source)
+    return ModelChoice(
+        entry.path, entry.name, group, format_size(entry.size), entry.inpainting, source, reason
+    )
+
+
+def _reason(entry: LibraryEntry) -> str:
+    if entry.problem:
+        return entry.problem
+    if entry.family != "sd1":
+        return f"{family_title(entry.family)} models are not supported yet: only SD 1.x."
+    return "This file cannot be used."
+
+
+def model_choices(entries: Iterable[LibraryEntry]) -> list[ModelChoice]:
+    """The picker's lines: usable families first, then the others, each sorted by name."""
+    choices = [choice_of(e) for e in entries if is_model_file(e)]
+    order = [FAMILY_TITLES["sd1"], *(t + UNSUPPORTED for t in FAMILY_TITLES.values())]
+
+    def key(c: ModelChoice) -> tuple[int, int, str, str, str]:
+        rank = order.index(c.group) if c.group in order else len(order)
+        return (not c.usable, rank, c.group, c.name.casefold(), c.path)
+
+    return sorted(choices, key=key)
+
+
+def grouped(choices: Iterable[ModelChoice]) -> list[tuple[str, list[ModelChoice]]]:
+    """Consecutive choices under their heading, in the order given."""
+    groups: list[tuple[str, list[ModelChoice]]] = []
+    for choice in choices:
+        if not groups or groups[-1][0] != choice.group:
+            groups.append((choice.group, []))
+        groups[-1][1].append(choice)
+    return groups
+
+
+def place_text(place: Place) -> str:
+    """A folder of the library as the Models dialog lists it."""
+    source = SOURCE_TITLES.get(place.source, place.source)
+    return f"{place.path}  ({'added by you' if place.source == 'user' else source})"
+
+
+def short_path(path: str | Path) -> str:
+    """``~/…`` for paths in the home folder: shorter, and still a path a person can type."""
+    path = Path(path)
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
+def download_text(done: int, total: int | None, rate: float | None, left: float | None) -> str:
+    """ "1.20 GB of 4.27 GB · 35.2 MB/s · 1 min 27 s left"."""
+    text = format_size(done) + (f" of {format_size(total)}" if total else "")
+    if rate:
+        text += f" · {format_size(rate)}/s"
+    if left is not None and rate:
+        text += f" · {format_seconds(left)} left"
+    return text
