@@ -2,22 +2,25 @@
 
 Every error a user can cause prints one line and exits 1; Ctrl+C stops at the next step, writes
 no partial file and exits 130. Mistakes in the arguments, the model name or the values are
-reported before torch is imported: importing it alone takes seconds.
+reported before torch is imported: importing it alone takes seconds. On a terminal, stderr shows
+one progress line while sampling; with --json or when stderr is a log, it does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.api import SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
+from engine.api import MAX_SEED, SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
 from engine.cli_doctor import add_doctor_parser, run_doctor
 from engine.cli_models import (
     EXIT_ERROR,
@@ -28,9 +31,17 @@ from engine.cli_models import (
     remember_model,
     run_models,
 )
+from engine.cli_progress import ERASE_REST, StepProgress
 from engine.errors import Cancelled, EngineError
 from engine.samplers import CATALOGUE, DEFAULT_SAMPLER, sampler_info
 from engine.validate import validate_request
+
+if TYPE_CHECKING:
+    from engine.session import Engine
+
+# The request's own defaults: the CLI shows and uses the same values as the app.
+DEFAULTS = GenerationRequest(prompt="")
+RANDOM_SEED = -1  # as A1111 and the CompVis scripts: --seed -1 asks for a random seed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
-    p.add_argument("--prompt", default="", help="what to draw")
+    d = DEFAULTS
+    p.add_argument(
+        "--prompt",
+        default=None,
+        help="what to draw; required (unless --from-file). An empty prompt is refused rather "
+        "than replaced by the CompVis scripts' default: a picture nobody asked for would cost "
+        "minutes and hide the mistake",
+    )
     p.add_argument("--negative-prompt", default="", help="what to avoid")
     p.add_argument("--from-file", type=Path, help="one prompt per line; runs each in turn")
     p.add_argument(
@@ -56,7 +74,12 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         help=".safetensors, .ckpt or diffusers folder, or the name of a model that "
         "`models list` shows (default: the model used last, or the only one)",
     )
-    p.add_argument("--outdir", type=Path, default=Path(f"outputs/{mode}-samples"))
+    p.add_argument(
+        "--outdir",
+        type=Path,
+        default=Path(f"outputs/{mode}-samples"),
+        help="folder for the PNGs, created if missing (default: %(default)s)",
+    )
     p.add_argument(
         "--steps",
         "--ddim_steps",
@@ -65,17 +88,55 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         default=None,
         help="sampling steps (default: " + _default_steps_text() + ")",
     )
-    p.add_argument("--scale", type=float, default=7.0, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=None, help="random when omitted; printed")
-    p.add_argument("--H", type=int, default=512, help="height in pixels (multiple of 8)")
-    p.add_argument("--W", type=int, default=512, help="width in pixels (multiple of 8)")
-    p.add_argument("--n_samples", type=int, default=1, help="images per batch")
-    p.add_argument("--n_iter", type=int, default=1, help="batches")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None, help=f"default {DEFAULT_SAMPLER}")
-    p.add_argument("--plms", action="store_true", help="same as --sampler plms")
-    p.add_argument("--ddim_eta", "--eta", dest="eta", type=float, default=0.0)
     p.add_argument(
-        "--schedule", choices=SCHEDULES, default=None, help="default karras; ddim/plms ignore it"
+        "--scale",
+        type=float,
+        default=d.guidance_scale,
+        help="classifier-free guidance scale (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"first image's seed, the next ones count up; {RANDOM_SEED} or omitted: random "
+        "(printed, to repeat the run)",
+    )
+    for flag, side in (("--H", "height"), ("--W", "width")):
+        p.add_argument(
+            flag,
+            type=int,
+            default=getattr(d, side),
+            help=f"{side} in pixels, a multiple of 8 (default: %(default)s)",
+        )
+    p.add_argument(
+        "--n_samples",
+        type=int,
+        default=d.batch_size,
+        help="images per batch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n_iter",
+        type=int,
+        default=d.batch_count,
+        help="batches, one after another (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sampler", choices=SAMPLERS, default=None, help=f"(default: {DEFAULT_SAMPLER})"
+    )
+    p.add_argument("--plms", action="store_true", help="same as --sampler plms")
+    p.add_argument(
+        "--ddim_eta",
+        "--eta",
+        dest="eta",
+        type=float,
+        default=d.eta,
+        help="DDIM's noise, 0 to 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=None,
+        help=f"(default: {d.schedule}; ddim and plms ignore it)",
     )
     p.add_argument(
         "--no-sgm-noise",
@@ -83,17 +144,36 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         action="store_false",
         help="start txt2img from noise * sigma_max, as A1111 without its SGM noise multiplier",
     )
-    p.add_argument("--clip-skip", type=int, default=1)
+    p.add_argument(
+        "--clip-skip",
+        type=int,
+        default=d.clip_skip,
+        help="1 uses the text encoder's last layer, 2 the one before, as A1111's "
+        '"Clip skip" (default: %(default)s)',
+    )
     p.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "autocast", "full", "float16", "bfloat16", "float32"),
+        help="(default: %(default)s: float16 on a GPU; on a CPU bfloat16 where measured "
+        "faster, else float32)",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda, then mps, cpu)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary on stdout, and no progress line on stderr",
+    )
     if mode == "img2img":
         p.add_argument("--init-img", required=True, type=Path, help="the starting image")
-        p.add_argument("--strength", type=float, default=0.75, help="0 keeps it, 1 ignores it")
+        p.add_argument(
+            "--strength",
+            type=float,
+            default=d.strength,
+            help="0 keeps it, 1 ignores it (default: %(default)s)",
+        )
 
 
 def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationRequest]:
@@ -103,6 +183,7 @@ def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationR
     schedule = args.schedule or ("karras" if info.uses_schedule else "normal")
     steps = args.steps if args.steps is not None else info.default_steps
     prompts = _prompts(args)
+    seed = _seed(args.seed)
     return [
         GenerationRequest(
             prompt=prompt,
@@ -111,13 +192,13 @@ def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationR
             height=args.H,
             steps=steps,
             guidance_scale=args.scale,
-            seed=args.seed,
+            seed=seed,
             sampler=sampler,
             schedule=schedule,
             batch_size=args.n_samples,
             batch_count=args.n_iter,
             init_image=init_image,
-            strength=getattr(args, "strength", 0.75),
+            strength=getattr(args, "strength", DEFAULTS.strength),
             eta=args.eta,
             clip_skip=args.clip_skip,
             sgm_noise=args.sgm_noise,
@@ -136,9 +217,33 @@ def _default_steps_text() -> str:
     return "; ".join([str(common)] + [f"{n} with {', '.join(by_steps[n])}" for n in others])
 
 
+def _seed(seed: int | None) -> int:
+    """The seed itself, or a random one drawn here rather than in the engine: with several
+    prompts every one then starts from the same seed, as with an explicit --seed, so the seed
+    printed repeats the whole run."""
+    if seed is None or seed == RANDOM_SEED:
+        return secrets.randbelow(MAX_SEED + 1)
+    if not 0 <= seed <= MAX_SEED:
+        raise EngineError(
+            f"Seed must be between 0 and {MAX_SEED}, or {RANDOM_SEED} for a random one, not {seed}."
+        )
+    return seed
+
+
+def check_prompt_given(args: argparse.Namespace) -> None:
+    """Refuse a missing or blank prompt. (The CompVis scripts draw "a painting of a virus
+    monster playing guitar" instead; a picture nobody asked for only hides the mistake, often
+    an empty shell variable.)"""
+    if args.from_file is None and not (args.prompt or "").strip():
+        raise EngineError(
+            'The prompt is empty: say what to draw with --prompt "a lighthouse at dusk", '
+            "or give a file of prompts, one a line, with --from-file FILE."
+        )
+
+
 def _prompts(args: argparse.Namespace) -> list[str]:
     if args.from_file is None:
-        return [args.prompt]
+        return [args.prompt or ""]
     try:
         text = args.from_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -151,40 +256,94 @@ def _prompts(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace, cancel: threading.Event, summary: dict) -> None:
     """Generate every request, saving each image as it arrives; ``summary`` (filled in as we
-    go, so it is right even after Ctrl+C) gets the model, the timings and the images."""
-    from engine.images import load_image
-    from engine.output import remove_stale_temp_files, save_png
-
-    init_image = load_image(args.init_img) if args.mode == "img2img" else None
-    requests = requests_from_args(args, init_image)
-    for request in requests:  # refuse bad values before torch is imported and the model read
-        validate_request(request)
+    go, so it is right even after Ctrl+C) gets the seed, the model, the timings and the
+    images."""
+    requests = checked_requests(args)
+    summary["seed"] = requests[0].seed
     library = open_library()
     ckpt = checkpoint_for(args.ckpt, library)
+    # A terminal shows one line of progress; --json promises output free of it.
+    progress = StepProgress(sys.stderr, prompt_count=len(requests), shown=not args.json)
+    try:
+        engine = _load_engine(args, ckpt, requests, progress, summary)
+        progress.clear()  # the lines below go where the loading was shown
+        remember_model(library, ckpt)
+        if args.seed in (None, RANDOM_SEED) and not args.json:
+            # Said only now that the run starts: an error stays the one line printed.
+            seed = summary["seed"]
+            print(f"Seed {seed} (random: --seed {seed} repeats it)", file=sys.stderr)
+        # Until the first step (hashing the model on its first use takes seconds).
+        progress.note(f"{summary['model']} loaded on {summary['device']}, starting...")
+        for request in requests:
+            result = engine.generate(
+                request,
+                on_step=progress,
+                on_image=_saver(args, request, progress, summary),
+                cancel=cancel,
+            )
+            _add_timings(summary["timings"], result.timings)
+            progress.next_prompt()
+    finally:
+        progress.clear()  # whatever comes next (an error, "Cancelled") starts on a clean line
+
+
+def checked_requests(args: argparse.Namespace) -> list[GenerationRequest]:
+    """The requests the arguments ask for, every value checked: all before torch is imported
+    and the model read, so that a typo costs no seconds."""
+    from engine.images import load_image
+
+    check_prompt_given(args)
+    init_image = load_image(args.init_img) if args.mode == "img2img" else None
+    requests = requests_from_args(args, init_image)
+    for request in requests:
+        validate_request(request)
+    return requests
+
+
+def _load_engine(
+    args: argparse.Namespace,
+    ckpt: Path,
+    requests: list[GenerationRequest],
+    progress: StepProgress,
+    summary: dict,
+) -> Engine:
+    # Importing torch and reading the model take seconds: say what is happening meanwhile.
+    progress.note("Loading PyTorch...")
+    from engine.output import remove_stale_temp_files
     from engine.session import Engine  # torch: only now that everything typed is known good
 
     engine = Engine(device=args.device, precision=args.precision)
     for request in requests:
-        engine.mark_checked(request)  # checked once, above
+        engine.mark_checked(request)  # checked once, by checked_requests
     # A run killed while writing (SIGKILL, power loss) may have left a hidden temp file.
     remove_stale_temp_files(args.outdir)
-    info = engine.load_model(ckpt)
-    remember_model(library, ckpt)
+    info = engine.load_model(ckpt, on_progress=lambda done, what: _loading(progress, done, what))
     summary.update(model=info.name, device=info.device, dtype=info.dtype)
     summary["timings"]["load"] = info.load_seconds
-    for request in requests:
+    return engine
 
-        def save(event: ImageEvent, prompt: str = request.prompt) -> None:
-            # Each image is on disk as soon as it is decoded: Ctrl+C or a crash loses at most
-            # the batch in progress.
-            img = event.image
-            path = save_png(args.outdir, img.image, img.parameters, stem=img.seed)
-            summary["images"].append({"path": str(path), "seed": img.seed, "prompt": prompt})
-            if not args.json:
-                print(f"{path}  (seed {img.seed})", flush=True)
 
-        result = engine.generate(request, on_image=save, cancel=cancel)
-        _add_timings(summary["timings"], result.timings)
+def _loading(progress: StepProgress, done: float, what: str) -> None:
+    if done < 1:  # the loader's last word, "Ready", would only flash: the next note says it
+        progress.note(what + "...")
+
+
+def _saver(
+    args: argparse.Namespace, request: GenerationRequest, progress: StepProgress, summary: dict
+) -> Callable[[ImageEvent], None]:
+    """Each image is on disk as soon as it is decoded: Ctrl+C or a crash loses at most the
+    batch in progress."""
+    from engine.output import save_png
+
+    def save(event: ImageEvent) -> None:
+        img = event.image
+        path = save_png(args.outdir, img.image, img.parameters, stem=img.seed)
+        summary["images"].append({"path": str(path), "seed": img.seed, "prompt": request.prompt})
+        if not args.json:
+            progress.clear()  # stdout shares the terminal: the progress line goes first
+            print(f"{path}  (seed {img.seed})", flush=True)
+
+    return save
 
 
 def _add_timings(total: dict[str, float], timings: dict[str, float]) -> None:
@@ -202,7 +361,9 @@ def ctrl_c_sets(cancel: threading.Event, stopping: str) -> Iterator[None]:
         if cancel.is_set():  # a second Ctrl+C: stop now
             raise KeyboardInterrupt
         cancel.set()
-        print(f"{stopping}... (Ctrl+C again to quit now)", file=sys.stderr)
+        # Over a progress line, if there is one: it is redrawn below until the work stops.
+        erase = "\r" + ERASE_REST if sys.stderr.isatty() else ""
+        print(f"{erase}{stopping}... (Ctrl+C again to quit now)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_sigint)
     try:

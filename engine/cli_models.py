@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from engine.cli_progress import StatusLine, human_duration
 from engine.errors import Cancelled, EngineError, NoModelError
 from engine.library import LibraryEntry, LibraryError, ModelLibrary, ScanResult
 from engine.library.classify import FAMILY_NAMES
@@ -307,20 +308,18 @@ class ProgressLine:
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic):
         self.stream = stream
-        self.tty = stream.isatty()
+        # The download reports at most ten times a second: a terminal can show each report.
+        self.line = StatusLine(stream, clock=clock)
         self.clock = clock
         self.logged: tuple[int, float] | None = None  # (tenths done, when) of the last line
-        self.open_line = False  # a rewritten line the next output must end first
 
     def __call__(self, progress: DownloadProgress) -> None:
-        # The download reports at most ten times a second: a terminal can show each report.
         text = progress_text(progress)
-        if self.tty:
-            self.stream.write("\r" + text + "\x1b[K")  # \x1b[K: clear what a longer line left
-            self.open_line = True
+        if self.line.tty:
+            self.line.show(text)
         elif self._worth_a_line(progress):
             self.stream.write(text + "\n")
-        self.stream.flush()
+            self.stream.flush()
 
     def _worth_a_line(self, progress: DownloadProgress) -> bool:
         tenths = 10 * progress.done // progress.total if progress.total else -1
@@ -332,10 +331,7 @@ class ProgressLine:
         return True
 
     def close(self) -> None:
-        if self.open_line:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.open_line = False
+        self.line.end()  # the last report stays: how much arrived, and how fast
 
 
 def progress_text(progress: DownloadProgress) -> str:
@@ -361,17 +357,6 @@ def human_size(size: float) -> str:
             break
     decimals = 2 if size < 9.995 else 1 if size < 99.95 else 0  # three significant digits
     return f"{size:.{decimals}f} {unit}"
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
 
 
 # --- models add-folder / remove-folder ---------------------------------------------------------

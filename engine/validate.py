@@ -7,6 +7,7 @@ import math
 from engine.api import (
     MAX_BATCH_COUNT,
     MAX_BATCH_SIZE,
+    MAX_CLIP_SKIP,
     MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
@@ -23,8 +24,7 @@ MAX_PROMPT_CHARS = 10_000
 
 
 def validate_request(req: GenerationRequest) -> None:
-    for name, value in (("Width", req.width), ("Height", req.height)):
-        validate_side(name, value)
+    validate_size(req.width, req.height)
     _check_int("Steps", req.steps, 1, MAX_STEPS)
     _check_int("Batch size", req.batch_size, 1, MAX_BATCH_SIZE)
     _check_int("Batch count", req.batch_count, 1, MAX_BATCH_COUNT)
@@ -33,7 +33,7 @@ def validate_request(req: GenerationRequest) -> None:
     _check_float("Guidance scale", req.guidance_scale, 0.0, 50.0)
     _check_float("Strength", req.strength, 0.0, 1.0)
     _check_float("Eta", req.eta, 0.0, 1.0)
-    _check_int("Clip skip", req.clip_skip, 1, 12)
+    _check_int("Clip skip", req.clip_skip, 1, MAX_CLIP_SKIP)
     if not isinstance(req.sgm_noise, bool):
         raise InvalidRequestError(f"SGM noise must be True or False, not {req.sgm_noise!r}.")
     _check_int("Preview interval", req.preview_every, 0, MAX_STEPS)
@@ -58,14 +58,30 @@ def validate_request(req: GenerationRequest) -> None:
         _check_init_image(req.init_image)
 
 
-def validate_side(name: str, value: object) -> None:
+def validate_size(width: object, height: object) -> None:
     """Sizes are multiples of 8 (the autoencoder's factor) from 64 to 2048. Other values are
-    refused, naming the nearest valid sizes, rather than silently changed."""
-    _check_int(name, value, MIN_SIZE, MAX_SIZE)
+    refused, naming the nearest valid sizes, rather than silently changed. When both sides are
+    wrong the message says both: fixing one only to be told about the other wastes a run."""
+    problems = [
+        problem
+        for name, value in (("Width", width), ("Height", height))
+        if (problem := side_problem(name, value))
+    ]
+    if problems:
+        raise InvalidRequestError(" ".join(problems))
+
+
+def side_problem(name: str, value: object) -> str:
+    """What is wrong with one side, as a sentence; "" when nothing is."""
+    try:
+        _check_int(name, value, MIN_SIZE, MAX_SIZE)
+    except InvalidRequestError as e:
+        return str(e)
     assert isinstance(value, int)
     if value % 8:
         low, high = value // 8 * 8, value // 8 * 8 + 8
-        raise InvalidRequestError(f"{name} {value} is not a multiple of 8: use {low} or {high}.")
+        return f"{name} {value} is not a multiple of 8: use {low} or {high}."
+    return ""
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

@@ -245,3 +245,54 @@ def test_json_after_ctrl_c_lists_the_images_kept(ckpt, tmp_path, monkeypatch, ca
     assert [img["seed"] for img in summary["images"]] == [9, 10]
     assert sorted(img["path"] for img in summary["images"]) == sorted(str(p) for p in out.iterdir())
     assert "2 finished image(s) kept" in captured.err
+
+
+def test_seed_minus_one_is_random_and_printed(ckpt, tmp_path, capsys):
+    assert main(_args(ckpt, tmp_path / "o", "--seed", "-1", "--n_samples", "2")) == 0
+    captured = capsys.readouterr()
+    (seed,) = re.findall(r"^Seed (\d+) \(random: --seed \1 repeats it\)$", captured.err, re.M)
+    seeds = [int(s) for s in re.findall(r"\(seed (\d+)\)$", captured.out, re.M)]
+    assert seeds == [int(seed), int(seed) + 1]
+
+
+def test_a_random_seed_is_shared_by_every_prompt_and_in_the_summary(ckpt, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("first prompt\nsecond prompt\n")
+    assert main(_args(ckpt, tmp_path / "o", "--from-file", str(prompts), "--json")) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    # The printed seed repeats the whole run, as an explicit --seed does.
+    assert [img["seed"] for img in summary["images"]] == [summary["seed"]] * 2
+    assert captured.err == ""  # --json: the seed is in the summary, stderr stays quiet
+
+
+def test_seed_and_prompt_errors_come_before_torch(tmp_path):
+    from tests.engine.test_cli_models import _cli_without_torch
+
+    out = ["--outdir", str(tmp_path / "out"), "--ckpt", "no-such-model"]
+    code, _, err = _cli_without_torch(*_args("x", tmp_path, *out, "--seed", "-2"))
+    assert (code, err) == (
+        1,
+        "error: Seed must be between 0 and 4294967295, or -1 for a random one, not -2.",
+    )
+    # -1 is accepted: the run goes on to look for the model, still without torch.
+    code, _, err = _cli_without_torch(*_args("x", tmp_path, *out, "--seed", "-1", "--json"))
+    assert code == 1 and err.startswith("error: no-such-model: no such file")
+    for prompt in ([], ["--prompt", ""], ["--prompt", "  "]):
+        code, _, err = _cli_without_torch("txt2img", *out, *prompt)
+        assert (code, err) == (
+            1,
+            'error: The prompt is empty: say what to draw with --prompt "a lighthouse at dusk", '
+            "or give a file of prompts, one a line, with --from-file FILE.",
+        )
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["txt2img", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    assert "(default: outputs/txt2img-samples)" in text and "folder for the PNGs" in text
+    assert "height in pixels, a multiple of 8 (default: 512)" in text
+    assert "guidance scale (default: 7.0)" in text
+    assert "-1 or omitted: random" in text and "CompVis" in text
+    assert "sampling steps (default: 25; 50 with ddim, plms)" in text

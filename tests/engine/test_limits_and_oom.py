@@ -14,7 +14,7 @@ import torch
 from engine import Engine, GenerationRequest, InvalidRequestError
 from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from engine.errors import OutOfMemoryError
-from engine.validate import MAX_PROMPT_CHARS
+from engine.validate import MAX_PROMPT_CHARS, validate_request
 from tests.factories import tiny_sd1_state_dict, write_checkpoint
 
 
@@ -155,6 +155,37 @@ BEYOND = [
     # 10000 x 10000 without allocating 300 MB: a broadcast view has the shape and no memory.
     (dict(init_image=np.broadcast_to(np.uint8(9), (10000, 10000, 3))), "too large"),
 ]
+
+
+@pytest.mark.parametrize(
+    "width, height, message",
+    [
+        (
+            65,
+            0,
+            "Width 65 is not a multiple of 8: use 64 or 72. "
+            "Height must be between 64 and 2048, not 0.",
+        ),
+        (
+            4096,
+            100,
+            "Width must be between 64 and 2048, not 4096. "
+            "Height 100 is not a multiple of 8: use 96 or 104.",
+        ),
+        (
+            70,
+            100,
+            "Width 70 is not a multiple of 8: use 64 or 72. "
+            "Height 100 is not a multiple of 8: use 96 or 104.",
+        ),
+        # One wrong side: its message alone.
+        (512, 100, "Height 100 is not a multiple of 8: use 96 or 104."),
+    ],
+)
+def test_a_size_error_names_every_wrong_side(width, height, message):
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(_req(width=width, height=height))
+    assert str(caught.value) == message
 
 
 @pytest.mark.parametrize("kw, message", BEYOND, ids=[",".join(kw) for kw, _ in BEYOND])
