@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPaintEvent,
+    QPen,
     QRadialGradient,
     QTabletEvent,
 )
@@ -28,13 +29,14 @@ from app.signals import emit
 
 BRUSH, ERASER, EYEDROPPER, FILL = "brush", "eraser", "eyedropper", "fill"
 UNDO_LIMIT = 100
+OUTLINED_TOOLS = (BRUSH, ERASER)  # the picker and fill act on a point or everything
 
 
 class SketchCanvas(QWidget):
     changed = Signal()  # pixels changed
     colour_picked = Signal(QColor)  # eyedropper
     history_changed = Signal()  # undo / redo availability
-    file_dropped = Signal(str)  # an image file dropped here: the window loads it off-thread
+    file_dropped = Signal(str)  # a file dropped here: the window opens it (image or model)
 
     def __init__(self, width: int = 512, height: int = 512, parent: QWidget | None = None):
         super().__init__(parent)
@@ -44,7 +46,7 @@ class SketchCanvas(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.background = QColor("white")
         self.colour = QColor("black")
-        self.brush_size = 12.0  # diameter in image pixels
+        self._brush_size = 12.0  # diameter in image pixels
         self.hardness = 0.8  # 1 = hard edge, 0 = soft
         self.tool = BRUSH
         self._image = self._blank(QSize(width, height))
@@ -52,7 +54,18 @@ class SketchCanvas(QWidget):
         self._redo: list[QImage] = []
         self._last: QPointF | None = None
         self._tablet_down = False
+        self._hover: QPointF | None = None  # the cursor, in widget coordinates, while over us
+        self.setMouseTracking(True)  # the brush outline follows the cursor without a button
         self.setAcceptDrops(True)
+
+    @property
+    def brush_size(self) -> float:
+        return self._brush_size
+
+    @brush_size.setter
+    def brush_size(self, size: float) -> None:
+        self._brush_size = float(size)
+        self.update()  # the outline shows the new size at once
 
     # -- image ------------------------------------------------------------------------------
 
@@ -71,6 +84,11 @@ class SketchCanvas(QWidget):
     def set_image(self, image: QImage) -> None:
         """Replace the sketch (undoable), scaled to cover the canvas and centred."""
         self._push_undo()
+        self._image = self._cover(image, self._image.size())
+        self._changed()
+
+    def restore(self, image: QImage) -> None:
+        """Show a sketch kept from an earlier run: not an edit, so not undoable."""
         self._image = self._cover(image, self._image.size())
         self._changed()
 
@@ -154,6 +172,10 @@ class SketchCanvas(QWidget):
         scale = self._image.width() / max(1.0, rect.width())
         return (pos - rect.topLeft()) * scale
 
+    def outline_diameter(self) -> float:
+        """The brush as drawn on screen: its size in image pixels times the display scale."""
+        return self.brush_size * self.target_rect().width() / max(1, self._image.width())
+
     def _dab(self, painter: QPainter, at: QPointF, pressure: float) -> None:
         radius = max(0.5, self.brush_size * pressure / 2)
         colour = self.background if self.tool == ERASER else self.colour
@@ -210,13 +232,41 @@ class SketchCanvas(QWidget):
         painter.fillRect(self.rect(), self.palette().window())
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(self.target_rect(), self._image)
+        if self._hover is not None and self.tool in OUTLINED_TOOLS:
+            self._draw_outline(painter, self._hover)
         painter.end()
+
+    def _draw_outline(self, painter: QPainter, at: QPointF) -> None:
+        # A dark ring inside a light one: visible on any colour. Not antialiased: a crisp line
+        # reads better than a blurred one. Drawn over the widget only, never into the image.
+        radius = max(1.0, self.outline_diameter() / 2)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for colour, r in ((QColor(0, 0, 0, 220), radius), (QColor(255, 255, 255, 220), radius + 1)):
+            painter.setPen(QPen(colour, 1))
+            painter.drawEllipse(at, r, r)
+
+    def _outline_rect(self, at: QPointF | None) -> QRect:
+        if at is None:
+            return QRect()
+        reach = self.outline_diameter() / 2 + 3
+        return QRectF(at.x() - reach, at.y() - reach, 2 * reach, 2 * reach).toAlignedRect()
+
+    def _move_outline(self, at: QPointF | None) -> None:
+        """Repaint only where the outline was and where it goes."""
+        self.update(self._outline_rect(self._hover))
+        self._hover = at
+        self.update(self._outline_rect(at))
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
+        self._move_outline(None)
+        super().leaveEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton and not self._tablet_down:
             self.begin_stroke(self.to_image_pos(event.position()))
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._move_outline(event.position())
         if event.buttons() & Qt.MouseButton.LeftButton and self._last is not None:
             if not self._tablet_down:
                 self.stroke_to(self.to_image_pos(event.position()))
@@ -226,6 +276,7 @@ class SketchCanvas(QWidget):
 
     def tabletEvent(self, event: QTabletEvent) -> None:  # noqa: N802
         # Pen pressure scales the brush; Qt then skips the synthesized mouse events.
+        self._move_outline(event.position())
         pos = self.to_image_pos(event.position())
         pressure = max(0.05, event.pressure())
         kind = event.type()

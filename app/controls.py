@@ -19,15 +19,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.collapsible import CollapsibleSection
 from app.signals import emit
+from app.size_presets import ordered_presets, preset_label
 from app.viewmodel import RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
 from app.widgets import named
 from engine import SAMPLERS, SCHEDULES
-from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.api import (
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_CLIP_SKIP,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+)
 from engine.parameters import sampler_display_name, schedule_display_name
 from engine.samplers import sampler_info
 
-SIZE_PRESETS = [(512, 512), (512, 768), (768, 512), (640, 640), (768, 768), (384, 384), (256, 256)]
 CHUNK = 75
 
 
@@ -110,13 +119,15 @@ class ControlsPanel(QWidget):
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.prompt = PromptEdit("promptEdit", "Describe the picture: a lighthouse at dusk, oil")
-        self.negative = PromptEdit("negativePromptEdit", "What to avoid: blurry, text, watermark")
+        self.prompt = PromptEdit("promptEdit", "Describe it: a lighthouse at dusk")
+        self.negative = PromptEdit("negativePromptEdit", "To avoid: blurry, text")
         self.prompt_tokens = named(QLabel(), "promptTokens")
         self.negative_tokens = named(QLabel(), "negativeTokens")
-        for title, edit, counter, height in (
-            ("Prompt", self.prompt, self.prompt_tokens, 96),
-            ("Negative prompt", self.negative, self.negative_tokens, 56),
+        # On a tall screen the prompts take the spare height (4:2 against the empty space
+        # below), so the lower left is room to write rather than a blank.
+        for title, edit, counter, height, stretch in (
+            ("Prompt", self.prompt, self.prompt_tokens, 96, 4),
+            ("Negative prompt", self.negative, self.negative_tokens, 56, 2),
         ):
             header = QHBoxLayout()
             header.addWidget(QLabel(f"<b>{title}</b>"))
@@ -124,8 +135,8 @@ class ControlsPanel(QWidget):
             header.addWidget(counter)
             layout.addLayout(header)
             edit.setMinimumHeight(height)
-            edit.setMaximumHeight(height * 2)
-            layout.addWidget(edit)
+            edit.setMaximumHeight(height * 4)
+            layout.addWidget(edit, stretch)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         layout.addLayout(form)
@@ -144,6 +155,15 @@ class ControlsPanel(QWidget):
         form.addRow("Strength", self.strength)
         form.addRow("Seed", self._seed_row())
         form.addRow("Size", self._size_row())
+        self.advanced = self._advanced_section()
+        layout.addWidget(self.advanced)
+        layout.addStretch(1)
+
+    def _advanced_section(self) -> CollapsibleSection:
+        # Sampler, schedule, start noise and batch: worth changing rarely, so they fold away.
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.sampler = named(QComboBox(), "samplerCombo")
         for name in SAMPLERS:
             self.sampler.addItem(sampler_display_name(name), name)
@@ -172,7 +192,13 @@ class ControlsPanel(QWidget):
         batch_row.addWidget(self.batch_size)
         batch_row.addStretch(1)
         form.addRow("Batch", batch_row)
-        layout.addStretch(1)
+        self.clip_skip = named(QSpinBox(minimum=1, maximum=MAX_CLIP_SKIP), "clipSkipSpin")
+        self.clip_skip.setToolTip(
+            "Text-encoder layers to skip from the end: 1 uses the last layer; 2 the one before "
+            "(what many anime-style models were trained with, “Clip skip” in A1111)"
+        )
+        form.addRow("Clip skip", self.clip_skip)
+        return CollapsibleSection("advanced", "Advanced", form)
 
     def _seed_row(self) -> QHBoxLayout:
         # QSpinBox is 32-bit signed; seeds go to 2**32 - 1, so a 0-decimal double spin box.
@@ -192,9 +218,7 @@ class ControlsPanel(QWidget):
 
     def _size_row(self) -> QHBoxLayout:
         self.preset = named(QComboBox(), "sizePresetCombo")
-        self.preset.addItem("Custom", None)
-        for w, h in SIZE_PRESETS:
-            self.preset.addItem(f"{w} × {h}", f"{w}x{h}")
+        self.set_native_size(None)
         self.width_spin = named(QSpinBox(minimum=MIN_SIZE, maximum=MAX_SIZE), "widthSpin")
         self.height_spin = named(QSpinBox(minimum=MIN_SIZE, maximum=MAX_SIZE), "heightSpin")
         for spin in (self.width_spin, self.height_spin):
@@ -245,6 +269,8 @@ class ControlsPanel(QWidget):
         self.batch_size.valueChanged.connect(lambda v: setattr(p, "batch_size", v))
         p.batch_count_changed.connect(self.batch_count.setValue)
         p.batch_size_changed.connect(self.batch_size.setValue)
+        self.clip_skip.valueChanged.connect(lambda v: setattr(p, "clip_skip", v))
+        p.clip_skip_changed.connect(self.clip_skip.setValue)
 
     def _sync_from_params(self) -> None:
         p = self.params
@@ -265,12 +291,25 @@ class ControlsPanel(QWidget):
         self._sync_mode(p.mode)
         self._sync_schedule(p.sampler)
         self.sgm_noise.setChecked(p.sgm_noise)
+        self.clip_skip.setValue(p.clip_skip)
 
     def _apply_preset(self) -> None:
         size = self.preset.currentData()
         if size:
             width, height = map(int, size.split("x"))
             self.params.width, self.params.height = width, height
+
+    def set_native_size(self, native_size: int | None) -> None:
+        """List the presets with the loaded model's native size first (None: not known)."""
+        self.preset.blockSignals(True)  # refilling is not a choice of the person's
+        self.preset.clear()
+        self.preset.addItem("Custom", None)
+        for w, h in ordered_presets(native_size):
+            self.preset.addItem(preset_label((w, h), native_size), f"{w}x{h}")
+        if native_size:
+            self.preset.insertSeparator(2)  # between the native size and the rest
+        self.preset.blockSignals(False)
+        self._sync_preset()
 
     def _sync_preset(self, *_: object) -> None:
         index = self.preset.findData(f"{self.params.width}x{self.params.height}")

@@ -47,7 +47,9 @@ class GalleryStrip(QListWidget):
     image_chosen = Signal(QImage)  # click: show it large
     parameters_chosen = Signal(str)  # double click: restore the controls
     sketch_chosen = Signal(QImage)  # "Use as sketch"
-    message = Signal(str)  # for the status bar / a dialog
+    message = Signal(str)  # an error: a dialog
+    notice = Signal(str)  # a confirmation: the status bar
+    folder_not_opened = Signal(object)  # Path: no file manager could show it
 
     def __init__(self, model: GalleryModel | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,7 +131,7 @@ class GalleryStrip(QListWidget):
             emit(self.sketch_chosen, image)
         elif purpose == COPY:
             QGuiApplication.clipboard().setImage(image)
-            emit(self.message, "Image copied.")
+            emit(self.notice, "Image copied.")
 
     def _on_load_failed(self, tag: object, message: str) -> None:
         purpose, _ = cast(tuple[str, Path], tag)
@@ -147,6 +149,7 @@ class GalleryStrip(QListWidget):
         image = array_to_qimage(entry.array)
         if purpose == COPY:
             QGuiApplication.clipboard().setImage(image)
+            emit(self.notice, "Image copied.")
         else:
             emit(self.image_chosen if purpose == SHOW else self.sketch_chosen, image)
 
@@ -158,7 +161,7 @@ class GalleryStrip(QListWidget):
         if parameters:
             emit(self.parameters_chosen, parameters)
         else:
-            emit(self.message, "This image carries no generation settings.")
+            emit(self.notice, "This image carries no generation settings.")
 
     def _menu(self, pos: QPoint) -> None:
         item = self.itemAt(pos)
@@ -181,10 +184,12 @@ class GalleryStrip(QListWidget):
         return menu
 
     def open_location(self, path: Path) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))):
+            emit(self.folder_not_opened, path.parent)
 
     def copy_parameters(self, item: QListWidgetItem) -> None:
         QGuiApplication.clipboard().setText(self.parameters_of(item))
+        emit(self.notice, "Parameters copied.")
 
     def confirm(self, question: str) -> bool:
         answer = QMessageBox.question(self, "Latentdesk", question)
@@ -219,7 +224,7 @@ class GalleryStrip(QListWidget):
             return
         item.setIcon(QIcon(thumb))  # without the "unsaved" mark
         item.setToolTip(_tooltip(entry))
-        emit(self.message, f"Saved {saved.name}.")
+        emit(self.notice, f"Saved {saved.name}.")
 
 
 def _tooltip(entry: GalleryEntry) -> str:

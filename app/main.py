@@ -6,10 +6,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # Qt loads only once the window is wanted, so --help answers at once
-    from PySide6.QtWidgets import QApplication
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,27 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setApplicationName("Latentdesk")
     app.setDesktopFileName("latentdesk")
-    _apply_style(app)
     loaded = load_settings()
     settings = loaded.settings
     gallery = Path(args.output_dir or settings.gallery_dir or default_gallery_dir())
     window = MainWindow(settings, gallery.expanduser())
+    window.theme.apply()  # before show: no flash of the wrong theme
     window.show()
     if loaded.warning:
         window.show_error(loaded.warning)
     window.load_start_model(args.model)  # without --model: the last one, once the library knows
     return app.exec()
-
-
-def _apply_style(app: QApplication) -> None:
-    style = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
-    try:
-        from importlib.resources import files
-
-        style_text = files("latentdesk_resources").joinpath("style.qss").read_text()
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
-        style_text = style.read_text() if style.exists() else ""
-    app.setStyleSheet(style_text)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ class Settings:
     gallery_dir: str = ""
     geometry: str = ""  # QMainWindow.saveGeometry() as hex
     parameters: dict[str, Any] = field(default_factory=dict)  # GenerationParams.to_dict()
+    advanced_open: bool = False  # the controls' "Advanced" section unfolded
+    theme: str = "system"  # "system" (follow the desktop) | "light" | "dark"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:

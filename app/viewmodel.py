@@ -12,7 +12,15 @@ from PySide6.QtCore import QObject, Signal
 
 from app.signals import emit
 from engine import SAMPLERS, SCHEDULES, GenerationRequest
-from engine.api import MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.api import (
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_CLIP_SKIP,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+)
 
 TXT2IMG, SKETCH = "txt2img", "sketch"
 RANDOM_SEED = -1  # shown as "Random" in the seed box
@@ -54,6 +62,7 @@ class GenerationParams(QObject):
         # Start txt2img from noise * sqrt(1 + sigma_max^2) as diffusers and ComfyUI; off is
         # A1111's default. Restored from pictures so theirs reproduce here.
         "sgm_noise": (bool, True),
+        "clip_skip": (int, 1),  # 1 = the text encoder's last layer; 2 = penultimate, as A1111
     }
     # What the controls can show and the engine accepts; other values are ignored.
     LIMITS: dict[str, tuple[float, float]] = {
@@ -64,6 +73,7 @@ class GenerationParams(QObject):
         "height": (MIN_SIZE, MAX_SIZE),
         "batch_count": (1, MAX_BATCH_COUNT),
         "batch_size": (1, MAX_BATCH_SIZE),
+        "clip_skip": (1, MAX_CLIP_SKIP),
     }
 
     prompt_changed = Signal(str)
@@ -80,6 +90,7 @@ class GenerationParams(QObject):
     batch_size_changed = Signal(int)
     mode_changed = Signal(str)
     sgm_noise_changed = Signal(bool)
+    clip_skip_changed = Signal(int)
 
     prompt = observable("prompt", str)
     negative_prompt = observable("negative_prompt", str)
@@ -95,6 +106,7 @@ class GenerationParams(QObject):
     batch_size = observable("batch_size", int)
     mode = observable("mode", str)
     sgm_noise = observable("sgm_noise", bool)
+    clip_skip = observable("clip_skip", int)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -141,6 +153,7 @@ class GenerationParams(QObject):
                 "schedule": request.schedule,
                 "strength": request.strength,
                 "sgm_noise": request.sgm_noise,
+                "clip_skip": request.clip_skip,
             }
         )
 
@@ -161,6 +174,7 @@ class GenerationParams(QObject):
             init_image=init_image if sketch else None,
             strength=self.strength,
             sgm_noise=self.sgm_noise,
+            clip_skip=self.clip_skip,
         )
 
 

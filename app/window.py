@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
+from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
-    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
     QGuiApplication,
     QImage,
     QKeySequence,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.accessibility import name_controls, set_tab_order
 from app.canvas import SketchCanvas
 from app.controller import EngineController
 from app.controls import ControlsPanel
@@ -40,28 +43,27 @@ from app.jobs import FinishedImage
 from app.library import LibraryController, LibraryState
 from app.model_picker import ModelPicker
 from app.models_dialog import ModelsDialog
+from app.pictures import PicturesView
 from app.preview import PreviewPane
 from app.qimages import array_to_qimage
 from app.services import Services
 from app.settings import Settings, save_settings
+from app.shortcuts_dialog import SHORTCUTS, ShortcutsDialog
+from app.sketch_store import SketchStore
 from app.sketchpanel import SketchPanel
+from app.status import PathNotice
+from app.theme import THEME_CHOICES, ThemeController
 from app.viewmodel import SKETCH, GenerationParams, JobsState, ModelState
 from app.welcome import WelcomePanel
 from app.widgets import named
+from engine.library.classify import DIFFUSERS_INDEX
+from engine.library.walk import MODEL_SUFFIXES
 
+# Small enough for a 1024x640 laptop screen with room for panels; at this size every control
+# keeps its full size (tests/app/test_layout.py checks).
+MIN_WINDOW = QSize(800, 600)
 CHECKPOINT_FILTER = "Stable Diffusion checkpoints (*.safetensors *.ckpt);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
-SHORTCUTS = """<table>
-<tr><td><b>Ctrl+Enter</b></td><td>Generate (again while one runs: queue another)</td></tr>
-<tr><td><b>Esc</b></td><td>Cancel the running picture</td></tr>
-<tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / redo in the sketch</td></tr>
-<tr><td><b>B, E, I, F</b></td><td>Brush, eraser, colour picker, fill</td></tr>
-<tr><td><b>Ctrl+O</b></td><td>Open a checkpoint</td></tr>
-<tr><td><b>Ctrl+Shift+M</b></td><td>Models: folders, downloads</td></tr>
-<tr><td><b>Ctrl+Shift+O</b></td><td>Open an image into the sketch</td></tr>
-<tr><td><b>Ctrl+Shift+V</b></td><td>Paste an image into the sketch</td></tr>
-<tr><td><b>Ctrl+S</b></td><td>Save the sketch</td></tr>
-</table>"""
 
 
 class MainWindow(QMainWindow):
@@ -90,9 +92,14 @@ class MainWindow(QMainWindow):
         self._load_last_model = False  # once the library is open
         self.last_error = ""
         self._loader = ImageLoader(self)
+        self.theme = ThemeController(settings, self)  # applied by main(), chosen in View
+        self.sketch_store = SketchStore(parent=self)
+        self.setAcceptDrops(True)  # files dropped anywhere: images to the sketch, models loaded
         self._build()
         self._menus()
         self._connect()
+        name_controls(self)
+        set_tab_order(self.controls, [self.generate_button, self.cancel_button])
         self._restore_geometry()
         self.controller.start()
         self.library.open()
@@ -103,9 +110,10 @@ class MainWindow(QMainWindow):
 
     def _build(self) -> None:
         self.controls = ControlsPanel(self.params, self.jobs)
+        self.controls.advanced.set_open(self.settings.advanced_open)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self.controls)
-        scroll.setMinimumWidth(340)
+        scroll.setMinimumWidth(300)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.picker = ModelPicker(self.library_state, self.model)
         left = QWidget()
@@ -122,13 +130,12 @@ class MainWindow(QMainWindow):
         self.preview_stack = QStackedWidget()
         self.preview_stack.addWidget(self.preview_page)
         self.preview_stack.addWidget(self.welcome)
-        pictures = QSplitter(Qt.Orientation.Horizontal)
-        pictures.addWidget(_titled("Sketch  (used in “Sketch to image” mode)", self.sketch))
-        pictures.addWidget(self.preview_stack)
+        sketch_page = _titled("Sketch  (used in “Sketch to image” mode)", self.sketch)
+        self.pictures = PicturesView(sketch_page, self.preview_stack)
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(pictures, 1)
+        column.addWidget(self.pictures, 1)
         column.addLayout(self._run_row())
         self.gallery = GalleryStrip()
         column.addWidget(self.gallery)
@@ -138,8 +145,11 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([360, 1000])
         self.setCentralWidget(split)
+        self.setMinimumSize(MIN_WINDOW)
         self.model_label = named(QLabel("No model loaded"), "modelLabel")
         self.statusBar().addPermanentWidget(self.model_label)
+        self.path_notice = PathNotice()
+        self.statusBar().addWidget(self.path_notice, 1)
 
     def _run_row(self) -> QHBoxLayout:
         self.progress = named(QProgressBar(), "progressBar")
@@ -180,13 +190,26 @@ class MainWindow(QMainWindow):
         self.redo_action = self._action(edit, "&Redo stroke", self.canvas.redo, "Ctrl+Shift+Z")
         self._action(edit, "&Paste image into sketch", self.paste_image, "Ctrl+Shift+V")
         self._action(edit, "&Clear sketch", self.canvas.clear)
+        self._theme_menu(self.menuBar().addMenu("&View").addMenu("&Theme"))
         help_ = self.menuBar().addMenu("&Help")
         self._action(help_, "&Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_, "&System report…", lambda: open_system_report(self, self.gallery_dir))
         self._action(help_, "&About Latentdesk", self.show_about)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             self._action(self, "Generate", self.generate, keys)
-        self._action(self, "Cancel", self.controller.cancel, "Esc")
+        self._action(self, "Cancel", self.cancel, "Esc")
+
+    def _choose_theme(self, choice: str) -> Callable[[], None]:
+        return lambda: self.theme.set_choice(choice)
+
+    def _theme_menu(self, menu: QWidget) -> None:
+        group = QActionGroup(self)
+        for choice, text in THEME_CHOICES.items():
+            action = self._action(menu, text, self._choose_theme(choice))
+            action.setObjectName(f"theme_{choice}")
+            action.setCheckable(True)
+            action.setChecked(choice == self.theme.choice)
+            group.addAction(action)
 
     def _action(
         self,
@@ -207,13 +230,17 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c = self.controller
         self.generate_button.clicked.connect(self.generate)
-        self.cancel_button.clicked.connect(c.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
         self.clear_queue_button.clicked.connect(c.clear_queue)
         c.preview_ready.connect(lambda _, image: self.preview.set_image(image))
         c.image_ready.connect(self._on_image)
         c.error.connect(self.show_error)
         c.model_loaded.connect(lambda info: self._remember_model(info.path))
         self.picker.model_chosen.connect(self.load_model)
+        c.model_loaded.connect(lambda info: self.controls.set_native_size(info.native_size))
+        self.controls.advanced.toggled.connect(
+            lambda on: setattr(self.settings, "advanced_open", on)
+        )
         self.welcome.model_chosen.connect(self.load_model)
         self.welcome.open_file_requested.connect(self.open_checkpoint)
         self.library.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
@@ -238,9 +265,16 @@ class MainWindow(QMainWindow):
         self.gallery.parameters_chosen.connect(self.restore_parameters)
         self.gallery.sketch_chosen.connect(self.use_as_sketch)
         self.gallery.message.connect(self.show_error)
+        self.gallery.notice.connect(lambda m: self.statusBar().showMessage(m, 5000))
+        self.gallery.folder_not_opened.connect(self._folder_not_opened)
         self.sketch.load_button.clicked.connect(self.open_image)
         self.sketch.use_result_button.clicked.connect(self.use_result_as_sketch)
-        self.canvas.file_dropped.connect(self.load_image_file)
+        self.canvas.file_dropped.connect(self.open_dropped)
+        self.sketch_store.track("sketch", self.canvas.image, self.canvas.changed)
+        self.sketch_store.restored.connect(self._restore_layer)
+        self.sketch_store.damaged.connect(lambda m: self.statusBar().showMessage(m, 15000))
+        self.sketch_store.failed.connect(lambda m: self.statusBar().showMessage(m, 15000))
+        self.sketch_store.restore()
         self.canvas.history_changed.connect(self._sync_history)
         self._loader.loaded.connect(lambda _, image: self.use_as_sketch(image))
         self._loader.failed.connect(lambda _, message: self.show_error(message))
@@ -248,6 +282,8 @@ class MainWindow(QMainWindow):
         self._sync_welcome()
 
     def _sync_running(self, running: bool) -> None:
+        if running:  # when narrow, bring the preview to the front: the person waits for it
+            self.pictures.show_preview()
         self.cancel_button.setEnabled(running)
         self.generate_button.setText("Queue another" if running else "Generate")
         if not running:
@@ -287,6 +323,19 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(self.canvas.can_redo())
 
     # -- actions ----------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the running picture and say so: the bar and status bar, and a badge on the
+        half-finished preview (the controller leaves the bar idle, which read as "done")."""
+        if self.controller.current is None:
+            return
+        self.controller.cancel()
+        self.preview.mark_cancelled()
+        if self.jobs.running:  # the next queued picture has started
+            self.statusBar().showMessage("Cancelled; the next queued picture is running.", 8000)
+        else:
+            self.progress.setFormat("Cancelled")
+            self.statusBar().showMessage("Cancelled.", 8000)
 
     def generate(self) -> int | None:
         if not self.model.name and not self.model.loading:
@@ -362,6 +411,30 @@ class MainWindow(QMainWindow):
         if path:
             self.load_image_file(path)
 
+    def open_dropped(self, path: str) -> None:
+        """A dropped model is loaded at once: dropping it is a clear choice, and the model
+        before is one pick away in the Model list; the status bar says "Loading …" at once.
+        Anything else goes into the sketch."""
+        if _is_model(Path(path)):
+            self.load_model(path)
+        else:
+            self.load_image_file(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt name)
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            self.open_dropped(files[0])
+            event.acceptProposedAction()
+
+    def _restore_layer(self, layer: str, image: QImage) -> None:
+        # Not over a drawing begun in the moment the file took to read.
+        if layer == "sketch" and not self.canvas.can_undo():
+            self.canvas.restore(image)
+
     def load_image_file(self, path: str) -> None:
         self._loader.load("sketch", path)  # decoded off the GUI thread
 
@@ -373,6 +446,7 @@ class MainWindow(QMainWindow):
             self.use_as_sketch(image)
 
     def use_as_sketch(self, image: QImage) -> None:
+        self.pictures.show_sketch()
         self.canvas.set_image(image)
         self.params.mode = SKETCH
 
@@ -386,7 +460,11 @@ class MainWindow(QMainWindow):
     def save_canvas(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save sketch", "sketch.png", "PNG (*.png)")
         # The stubs want bytes for the format; PySide6 6.12 accepts only str at run time.
-        if path and not self.canvas.image().save(path, "PNG"):  # type: ignore[call-overload]
+        if not path:
+            return
+        if self.canvas.image().save(path, "PNG"):  # type: ignore[call-overload]
+            self.statusBar().showMessage(f"Sketch saved as {Path(path).name}.", 5000)
+        else:
             self.show_error(f"The sketch could not be saved to {path}.")
 
     def restore_parameters(self, text: str) -> None:
@@ -396,8 +474,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Settings restored from the picture.", 5000)
 
     def open_gallery_folder(self) -> None:
-        self.gallery_dir.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.gallery_dir)))
+        try:
+            self.gallery_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.show_error(f"The gallery folder {self.gallery_dir} could not be made: {exc}")
+            return
+        if not self.services.reveal(self.gallery_dir):
+            self._folder_not_opened(self.gallery_dir)
+
+    def _folder_not_opened(self, folder: Path) -> None:
+        # Without a desktop launcher (xdg-open) Qt opens nothing and says nothing.
+        self.path_notice.show_path("No file manager could be opened. The folder is", folder)
 
     def choose_gallery_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Gallery folder", str(self.gallery_dir))
@@ -415,7 +502,9 @@ class MainWindow(QMainWindow):
         box.open()
 
     def show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS)
+        dialog = ShortcutsDialog(SHORTCUTS, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def show_about(self) -> None:
         QMessageBox.about(
@@ -444,7 +533,18 @@ class MainWindow(QMainWindow):
             save_settings(self.settings, self.settings_path)
         except OSError as exc:
             print(f"latentdesk: settings not saved: {exc}")
+        try:
+            self.sketch_store.flush()
+        except OSError as exc:
+            print(f"latentdesk: sketch not kept: {exc}")
         super().closeEvent(event)
+
+
+def _is_model(path: Path) -> bool:
+    """A checkpoint file or a diffusers folder, judged by name: nothing is read."""
+    if path.is_dir():
+        return (path / DIFFUSERS_INDEX).is_file()
+    return path.suffix.lower() in MODEL_SUFFIXES
 
 
 def _labelled(text: str, widget: QWidget) -> QHBoxLayout:

@@ -25,6 +25,7 @@ MAX_STEPS = 150
 MAX_BATCH_SIZE = 16
 MAX_BATCH_COUNT = 1000
 MAX_SEED = 2**32 - 1
+MAX_CLIP_SKIP = 12  # CLIP ViT-L/14 has 12 layers: skipping more leaves none
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ class ModelInfo:
     # Why the model runs on the CPU ("torch is a CPU-only build", ...); "" on a GPU or when the
     # CPU was asked for. Shown in the status bar so a slow machine is never a silent mystery.
     device_note: str = ""
+    # The family's training resolution, pixels per side: the app offers it as the first size.
+    # 0 when the backend does not know it.
+    native_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from engine.api import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.api import MAX_CLIP_SKIP, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from engine.samplers import find_sampler, sampler_ids, sampler_info
 
 NEGATIVE_MARKER = "Negative prompt:"
@@ -301,7 +301,7 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     _put(fields, "guidance_scale", _float_in(settings.get("CFG scale"), 0.0, 100.0))
     _put(fields, "seed", _int_in(settings.get("Seed"), 0, MAX_SEED))
     _put(fields, "strength", _float_in(settings.get("Denoising strength"), 0.0, 1.0))
-    _put(fields, "clip_skip", _int_in(settings.get("Clip skip"), 1, 12))
+    _put(fields, "clip_skip", _int_in(settings.get("Clip skip"), 1, MAX_CLIP_SKIP))
     sampler_name = settings.get("Sampler", "")
     _put(fields, "sampler", sampler_from_display(sampler_name))
     _put(fields, "schedule", _schedule_of(sampler_name, settings.get("Schedule type")))

@@ -117,6 +117,7 @@ class Engine:
             dtype=dtype_name(self.dtype),
             load_seconds=time.perf_counter() - start,
             device_note=self.device_note,
+            native_size=bundle.family.native_size,
         )
         return self._info
 

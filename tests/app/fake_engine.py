@@ -65,7 +65,9 @@ class FakeEngine:
         path = Path(model)
         if not _is_fake(path):
             raise NotACheckpointError(f"{path.name} is not a checkpoint.")
-        self._info = ModelInfo(path.stem, str(path), "sd1", False, "cpu", "float32", 0.0)
+        self._info = ModelInfo(
+            path.stem, str(path), "sd1", False, "cpu", "float32", 0.0, native_size=512
+        )
         return self._info
 
     def generate(

@@ -53,3 +53,20 @@ def test_restored_pictures_set_the_start_noise_so_they_reproduce(qtbot):
     params.sgm_noise = True
     params.update({"sgm_noise": "false"})
     assert params.sgm_noise is True and panel.sgm_noise.isChecked()
+
+
+def test_clip_skip_is_an_advanced_control_restored_from_pictures(qtbot):
+    from engine.parameters import parse_parameters, request_from_parameters
+
+    params = GenerationParams()
+    panel = ControlsPanel(params, JobsState())
+    qtbot.addWidget(panel)
+    assert panel.clip_skip.value() == 1 and params.make_request().clip_skip == 1
+    panel.clip_skip.setValue(2)
+    assert params.make_request().clip_skip == 2
+    params.update(request_from_parameters(parse_parameters(A1111_TEXT + ", Clip skip: 3")))
+    assert panel.clip_skip.value() == 3 and params.make_request().clip_skip == 3
+    # It folds away with the other advanced settings.
+    assert panel.advanced.isAncestorOf(panel.clip_skip)
+    params.update({"clip_skip": 40})  # a hand-edited settings file: out of range, ignored
+    assert params.clip_skip == 3
