@@ -197,7 +197,10 @@ class ControlsPanel(QWidget):
             "Text-encoder layers to skip from the end: 1 uses the last layer; 2 the one before "
             "(what many anime-style models were trained with, “Clip skip” in A1111)"
         )
-        form.addRow("Clip skip", self.clip_skip)
+        clip_row = QHBoxLayout()  # a number of 1-12 needs no full-width box
+        clip_row.addWidget(self.clip_skip)
+        clip_row.addStretch(1)
+        form.addRow("Clip skip", clip_row)
         return CollapsibleSection("advanced", "Advanced", form)
 
     def _seed_row(self) -> QHBoxLayout:
