@@ -25,8 +25,8 @@ from engine.devices import dtype_name, pick_device, pick_dtype
 from engine.errors import NoModelError, OutOfMemoryError
 from engine.gpu_check import cpu_fallback_reason
 from engine.library import LibraryEntry, ModelLibrary, load_config
+from engine.library.hashing import model_hash
 from engine.loading.build import ModelBundle, load_bundle
-from engine.model_hash import model_hash
 from engine.pipeline import ModelLabel, generate
 from engine.validate import validate_request
 

@@ -126,7 +126,7 @@ def _classification(entry: dict[str, Any]) -> Classification | None:
     return Classification(entry["kind"], entry["family"], entry["inpainting"], entry["problem"])
 
 
-# --- the short hash, for engine.model_hash and downloads --------------------------------------
+# --- the short hash, for engine.library.hashing and downloads ----------------------------------
 
 
 def _fingerprint(path: Path) -> tuple[str, int, int] | None:

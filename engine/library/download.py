@@ -51,7 +51,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_st
 
 from engine.errors import Cancelled, EngineError
 from engine.library.cache import remember_short_hash
-from engine.model_hash import sha256_file
+from engine.library.hashing import sha256_file
 
 STAGING_DIR = ".downloads"  # inside dest_dir: same file system, so the final rename is atomic
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports (at most 10 a second)

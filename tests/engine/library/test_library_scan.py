@@ -27,7 +27,7 @@ from engine.library import (
     load_config,
     remember_short_hash,
 )
-from engine.model_hash import model_hash
+from engine.library.hashing import model_hash
 from tests.engine.library.fake_homes import FakeHome, build_fake_home
 from tests.engine.library.fake_models import (
     sdxl_shapes,
@@ -331,7 +331,7 @@ def test_short_hashes_are_cached_with_the_scan(tmp_path, monkeypatch) -> None:
     assert known_short_hash(path, cache_path=cache_path) == expected
     assert lib.scan().entries[0].short_hash == expected
 
-    import engine.model_hash as model_hash_module
+    import engine.library.hashing as model_hash_module
 
     def no_hashing(_):
         raise AssertionError("hashed again")
