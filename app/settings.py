@@ -7,14 +7,13 @@ cannot be read is moved aside, and the app starts with defaults and tells the pe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from engine.json_files import Unreadable, read_json_object, write_atomically
 
 APP_NAME = "latentdesk"
 
@@ -55,42 +54,27 @@ def settings_path() -> Path:
 
 
 def load_settings(path: Path | None = None) -> LoadedSettings:
-    path = path or settings_path()
-    if not path.exists():
+    found = read_json_object(path or settings_path())
+    if found is None:
         return LoadedSettings(Settings())
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return LoadedSettings(Settings.from_dict(data))
-    except (OSError, ValueError, TypeError) as exc:
-        return LoadedSettings(Settings(), _move_aside(path, exc))
+    if isinstance(found, Unreadable):
+        return LoadedSettings(Settings(), _unreadable_message(found))
+    return LoadedSettings(Settings.from_dict(found))  # drops values of the wrong type
 
 
-def _move_aside(path: Path, exc: Exception) -> str:
-    backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        path.replace(backup)
-    except OSError:
-        return f"Your settings could not be read ({exc}); default settings are used this time."
+def _unreadable_message(found: Unreadable) -> str:
+    if found.kept_as is None:
+        return (
+            f"Your settings could not be read ({found.error}); default settings are used this time."
+        )
     return (
-        f"Your settings file could not be read ({exc}). It was kept as {backup.name} "
+        f"Your settings file could not be read ({found.error}). It was kept as {found.kept_as} "
         "and default settings are used."
     )
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write atomically; raises OSError when the folder cannot be written."""
-    path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(asdict(settings), indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path or settings_path(), json.dumps(asdict(settings), indent=2, sort_keys=True)
+    )

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.library.config import cache_dir, write_atomically
+from engine.json_files import write_atomically
+from engine.library.config import cache_dir
 from engine.library.records import KINDS, Classification
 
 CACHE_FILE = "library-cache.json"

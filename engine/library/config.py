@@ -8,14 +8,13 @@ starts from defaults, with a message saying so, as the app's settings do.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from engine.json_files import Unreadable, read_json_object, write_atomically
 
 APP_NAME = "latentdesk"
 CONFIG_FILE = "library.json"
@@ -59,27 +58,20 @@ class LibraryConfig:
 
 def load_config(path: Path | None = None) -> LibraryConfig:
     """The saved config, defaults when there is none, defaults and a ``warning`` when broken."""
-    path = path or config_path()
-    if not path.exists():
+    found = read_json_object(path or config_path())
+    if found is None:
         return LibraryConfig()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return LibraryConfig.from_dict(data)
-    except (OSError, ValueError) as exc:
-        return LibraryConfig(warning=_move_aside(path, exc))
+    if isinstance(found, Unreadable):
+        return LibraryConfig(warning=_unreadable_message(found))
+    return LibraryConfig.from_dict(found)
 
 
-def _move_aside(path: Path, exc: Exception) -> str:
-    backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        path.replace(backup)
-    except OSError:
-        return f"The model library settings could not be read ({exc}); defaults are used."
+def _unreadable_message(found: Unreadable) -> str:
+    if found.kept_as is None:
+        return f"The model library settings could not be read ({found.error}); defaults are used."
     return (
-        f"The model library settings could not be read ({exc}). The file was kept as "
-        f"{backup.name}; your added folders must be added again."
+        f"The model library settings could not be read ({found.error}). The file was kept as "
+        f"{found.kept_as}; your added folders must be added again."
     )
 
 
@@ -87,18 +79,3 @@ def save_config(config: LibraryConfig, path: Path | None = None) -> None:
     """Write atomically; raises OSError when the folder cannot be written."""
     path = path or config_path()
     write_atomically(path, json.dumps(config.to_dict(), indent=2, sort_keys=True))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
