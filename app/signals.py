@@ -15,7 +15,6 @@ from typing import Any, cast
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
-_steals_true: bool | None = None
 _PROBES = 64
 
 
@@ -24,18 +23,21 @@ class _Probe(QObject):
 
 
 def _emit_steals_true() -> bool:
-    global _steals_true
-    if _steals_true is None:
-        # Many emits, not one: other threads take and drop references to True meanwhile, and a
-        # single wrong answer here would be repeated by every later emit until the abort.
-        probe = _Probe()
-        before = sys.getrefcount(True)
-        for _ in range(_PROBES):
-            probe.ping.emit()
-        _steals_true = before - sys.getrefcount(True) >= _PROBES // 2
-        if _steals_true:
-            _give_back_true(_PROBES)
-    return _steals_true
+    """Whether this PySide6 has the bug, by watching True's refcount over a few emits.
+
+    Run once, when this module is first imported: the app imports it before it starts any
+    thread, and so does the test session. Later, other threads (a library scan parsing JSON, the
+    worker emitting) take and drop references to True all the time and could hide the loss; a
+    wrong answer here would be repeated by every later emit until the abort.
+    """
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(_PROBES):
+        probe.ping.emit()
+    steals = before - sys.getrefcount(True) >= _PROBES // 2
+    if steals:
+        _give_back_true(_PROBES)
+    return steals
 
 
 def _give_back_true(count: int = 1) -> None:
@@ -43,8 +45,11 @@ def _give_back_true(count: int = 1) -> None:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
 
 
+_STEALS_TRUE = _emit_steals_true()
+
+
 def emit(signal: SignalInstance, *args: Any) -> None:
-    steals = _emit_steals_true()
+    steals = _STEALS_TRUE
     # The stubs say emit returns None; the PySide6 versions with the bug return True.
     result = cast(Callable[..., object], signal.emit)(*args)
     if steals and result is True:

@@ -117,3 +117,48 @@ def test_update_ignores_values_outside_the_limits():
     assert params.to_dict() == GenerationParams().to_dict()
     params.update({"steps": 150, "width": 2048, "seed": 2**32 - 1, "strength": 1.0})
     assert (params.steps, params.width, params.seed, params.strength) == (150, 2048, 2**32 - 1, 1)
+
+
+def test_other_threads_touching_true_cannot_fool_the_emit_guard():
+    """The guard decides at import, before threads exist: a thread that takes thousands of
+    references to True while the app emits (a JSON scan, say) must not change its answer."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys, threading
+        from PySide6.QtCore import QObject, Signal
+        from app.signals import emit
+
+        class Jobs(QObject):
+            queued = Signal(int)
+
+        jobs = Jobs()
+        start = threading.Event()
+        done = threading.Event()
+
+        def hold_many_trues():
+            held = []
+            while not done.is_set():
+                held.append([True] * 10_000)  # swings True's refcount while we emit
+                if len(held) > 5:
+                    held.clear()
+                start.set()
+            held.clear()
+
+        before = sys.getrefcount(True)
+        worker = threading.Thread(target=hold_many_trues)
+        worker.start()
+        start.wait()
+        for i in range(4000):
+            emit(jobs.queued, i)
+        done.set()
+        worker.join()
+        print(before - sys.getrefcount(True))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert abs(int(out.stdout.split()[-1])) < 50, out.stdout + out.stderr
