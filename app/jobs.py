@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import GenerationRequest
+from engine.units import human_duration
 
 
 @dataclass
@@ -74,12 +75,5 @@ def progress_text(
     if elapsed > 0 and done > 0:
         rate = done / elapsed
         left = (whole - done) / rate
-        text += f" · {rate:.1f} it/s · {format_seconds(left)} left"
+        text += f" · {rate:.1f} it/s · {human_duration(left)} left"
     return text, done / whole
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60:02d} s"

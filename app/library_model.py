@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.jobs import format_seconds
 from engine.library.records import LibraryEntry, Place
+from engine.units import human_duration, human_size
 
 FAMILY_TITLES = {
     "sd1": "Stable Diffusion 1.x",
@@ -55,17 +55,7 @@ class ModelChoice:
 
 
 def format_size(size: float | None) -> str:
-    """Decimal units, three digits, as the Hugging Face hub shows them: "4.27 GB"."""
-    if size is None:
-        return "unknown size"
-    if size < 1000:
-        return f"{int(size)} bytes"
-    for unit in ("KB", "MB", "GB", "TB"):
-        size /= 1000
-        if size < 999.5 or unit == "TB":
-            break
-    digits = 2 if size < 9.995 else 1 if size < 99.95 else 0
-    return f"{size:.{digits}f} {unit}"
+    return "unknown size" if size is None else human_size(size)
 
 
 def family_title(family: str | None) -> str:
@@ -137,5 +127,5 @@ def download_text(done: int, total: int | None, rate: float | None, left: float 
     if rate:
         text += f" · {format_size(rate)}/s"
     if left is not None and rate:
-        text += f" · {format_seconds(left)} left"
+        text += f" · {human_duration(left)} left"
     return text

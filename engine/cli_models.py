@@ -28,10 +28,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from engine.cli_progress import StatusLine, human_duration
+from engine.cli_progress import StatusLine
 from engine.errors import Cancelled, EngineError, NoModelError
 from engine.library import LibraryEntry, LibraryError, ModelLibrary, ScanResult
 from engine.library.classify import FAMILY_NAMES
+from engine.units import human_duration, human_size
 
 if TYPE_CHECKING:
     from engine.library.download import DownloadProgress, DownloadSpec
@@ -345,18 +346,6 @@ def progress_text(progress: DownloadProgress) -> str:
     if progress.seconds_left is not None and progress.done < (progress.total or 0):
         parts.append(f"{human_duration(progress.seconds_left)} left")
     return ", ".join(parts)
-
-
-def human_size(size: float) -> str:
-    """Decimal units, as the Hugging Face hub and file managers show sizes: 4.27 GB."""
-    if size < 1000:
-        return f"{size:.0f} B"
-    for unit in ("kB", "MB", "GB"):
-        size /= 1000
-        if size < 999.5 or unit == "GB":
-            break
-    decimals = 2 if size < 9.995 else 1 if size < 99.95 else 0  # three significant digits
-    return f"{size:.{decimals}f} {unit}"
 
 
 # --- models add-folder / remove-folder ---------------------------------------------------------

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from engine.units import human_duration
+
 if TYPE_CHECKING:
     from engine.api import StepEvent
 
@@ -154,16 +156,3 @@ def step_text(
             parts.append(f"{human_duration((whole - done) / rate)} left")
     text = ", ".join(parts)
     return text[0].upper() + text[1:]
-
-
-def human_duration(seconds: float) -> str:
-    if 0 < seconds < 0.5:  # rounding would say "0 s left" of work still going on
-        return "<1 s"
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"

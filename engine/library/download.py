@@ -52,6 +52,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_st
 from engine.errors import Cancelled, EngineError
 from engine.library.cache import remember_short_hash
 from engine.library.hashing import sha256_file
+from engine.units import human_size
 
 STAGING_DIR = ".downloads"  # inside dest_dir: same file system, so the final rename is atomic
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports (at most 10 a second)
@@ -324,16 +325,10 @@ def _check_free_space(folder: Path, spec: DownloadSpec, total: int | None, have:
     needed, free = total - have, shutil.disk_usage(folder).free
     if free < needed:
         raise DownloadError(
-            f"Not enough free space for {spec.label}: it needs {_size(needed)} more in {folder}, "
-            f"but only {_size(free)} is free. Free some space or choose another folder."
+            f"Not enough free space for {spec.label}: it needs {human_size(needed)} more in "
+            f"{folder}, but only {human_size(free)} is free. Free some space or choose another "
+            "folder."
         )
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} bytes"
 
 
 def _env_float(name: str) -> float | None:
@@ -465,14 +460,14 @@ def _fetch(
         except HfHubHTTPError as exc:  # e.g. the signed CDN address expired
             raise DownloadError(
                 f"{urlsplit(url).hostname} stopped the download (HTTP "
-                f"{exc.response.status_code}). The {_size(part.size)} downloaded so far are "
+                f"{exc.response.status_code}). The {human_size(part.size)} downloaded so far are "
                 "kept: start the download again to continue where it stopped."
             ) from exc
         tries_without_data = 0 if part.size > start else tries_without_data + 1
         if tries_without_data >= TRIES_WITHOUT_DATA:
             raise DownloadError(
                 f"Downloading from {urlsplit(url).hostname} failed: {problem}. The "
-                f"{_size(part.size)} downloaded so far are kept: start the download again to "
+                f"{human_size(part.size)} downloaded so far are kept: start the download again to "
                 "continue where it stopped."
             )
         _pause(0.5 * tries_without_data, cancel)
@@ -502,7 +497,7 @@ def _get_rest(
         with part.path.open("ab") as f:
             for block in response.iter_bytes():
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"Download cancelled; {_size(part.size)} kept for later.")
+                    raise Cancelled(f"Download cancelled; {human_size(part.size)} kept for later.")
                 part.write(f, block)
                 meter.update(part.size)
 

@@ -438,7 +438,7 @@ def test_progress_in_a_log_is_a_line_per_tenth():
     for done in range(0, 101):  # a report per percent, all in the same instant
         line(DownloadProgress(done, 100, rate=10.0, seconds_left=(100 - done) / 10))
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 11 and lines[-1] == "100 B of 100 B (100%), 10 B/s"
+    assert len(lines) == 11 and lines[-1] == "100 bytes of 100 bytes (100%), 10 bytes/s"
 
 
 def test_progress_text_without_a_total():

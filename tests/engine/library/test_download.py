@@ -30,6 +30,7 @@ from engine.library.download import (
     DownloadSpec,
     download,
 )
+from engine.units import human_size
 from tests.engine.library.hf_server import FakeHub, HostedFile
 from tests.factories import tiny_sd1_state_dict, write_checkpoint
 
@@ -260,7 +261,7 @@ def test_not_enough_free_space_is_refused_before_downloading(
         fetch(hub, spec, dest)
     message = str(refused.value)
     assert "Not enough free space" in message and "only 1.00 kB is free" in message
-    assert f"needs {len(checkpoint) / 1e6:.2f} MB more in {dest}" in message
+    assert f"needs {human_size(len(checkpoint))} more in {dest}" in message
     assert hub.gets() == [] and list(dest.rglob("*")) == []
 
 
