@@ -15,6 +15,8 @@ from typing import Any, cast
 
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
+from app import none_guard
+
 _PROBES = 64
 
 
@@ -46,6 +48,10 @@ def _give_back_true(count: int = 1) -> None:
 
 
 _STEALS_TRUE = _emit_steals_true()
+# Its cousin: void methods (QWidget.update, QPainter.fillRect...) drop a reference to None on
+# every call; a few thousand strokes or scrolls would abort the interpreter. Every app module
+# imports this one before any thread starts, so the whole app is covered from here.
+none_guard.guard()
 
 
 def emit(signal: SignalInstance, *args: Any) -> None:
