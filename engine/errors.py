@@ -45,6 +45,11 @@ class NumericalError(EngineError):
     """The networks produced NaN or Inf even in float32: a broken model or settings."""
 
 
+class EmbeddingError(EngineError):
+    """A textual-inversion embedding named in a prompt cannot be used (unsafe, damaged, or made
+    for another model family); the message names the file."""
+
+
 class NoModelError(EngineError):
     """generate() was called before a model was loaded."""
 

@@ -35,12 +35,13 @@ from engine.parameters import (
     version_label,
 )
 from engine.preview import latents_to_rgb, to_uint8_grid, to_uint8_images
+from engine.prompts.resources import PromptResources
 from engine.samplers import sampler_info
-from engine.sampling.conditioning import Conditioning
 from engine.sampling.denoiser import CFGDenoiser, UNetDenoiser
 from engine.sampling.noise import NoiseSource
 from engine.sampling.registry import SAMPLER_FUNCTIONS
 from engine.sampling.schedules import get_sigmas
+from engine.text.prompt_conditioning import encode_prompt_pair
 
 IMG2IMG_CONVENTION = "diffusers"
 
@@ -51,6 +52,7 @@ class ModelLabel:
 
     name: str
     hash: str | None  # first 10 hex digits of the file's sha256
+    lora_hashes: str = ""  # A1111's "Lora hashes" of the LoRAs applied ("name: hash, ..."), or ""
 
 
 def generate(
@@ -62,9 +64,10 @@ def generate(
     on_image: ImageCallback | None = None,
     cancel: threading.Event | None = None,
     job_id: int = 0,
+    resources: PromptResources | None = None,
 ) -> GenerationResult:
     """Run a request that ``engine.validate.validate_request`` accepted (the Engine checks it
-    once, before any work)."""
+    once, before any work). ``resources``: the files (embeddings) a prompt may name."""
     if bundle.inpainting:
         family = bundle.family
         raise UnsupportedModelError(
@@ -73,6 +76,7 @@ def generate(
             f"{family.display_name} checkpoint for txt2img and img2img."
         )
     run = _Run(bundle, request, label, on_step, on_image, cancel or threading.Event(), job_id)
+    run.resources = resources or PromptResources()
     return run.execute()
 
 
@@ -107,6 +111,8 @@ class _Run:
         self.start = time.perf_counter()
         self.timings = {"encode": 0.0, "sample": 0.0, "decode": 0.0}
         self.alphas_cumprod = bundle.family.alphas_cumprod()
+        self.resources = PromptResources()
+        self.ti_hashes = ""  # A1111's "TI hashes" of the embeddings the prompts used
 
     def execute(self) -> GenerationResult:
         req = self.req
@@ -124,13 +130,22 @@ class _Run:
 
     # -- conditioning -------------------------------------------------------------------------
     def _conditioned_denoiser(self) -> CFGDenoiser:
+        """Prompts with emphasis, embeddings and editing: scheduled over the steps that run
+        (img2img: its own steps), each distinct text encoded once."""
         req, bundle = self.req, self.bundle
-        cond, uncond = bundle.text_encoder.encode_prompts(
-            req.prompt, req.negative_prompt, clip_skip=req.clip_skip
+        steps = img2img_steps(req) if req.init_image is not None else req.steps
+        prompts = encode_prompt_pair(
+            bundle.text_encoder,
+            req.prompt,
+            req.negative_prompt,
+            steps=steps,
+            clip_skip=req.clip_skip,
+            embedding_files=self.resources.embeddings,
         )
+        self.ti_hashes = prompts.ti_hashes
         family = bundle.family
         base = UNetDenoiser(bundle.unet, self.alphas_cumprod, family.prediction, bundle.dtype)
-        return CFGDenoiser(base, Conditioning(cond), Conditioning(uncond), req.guidance_scale)
+        return CFGDenoiser(base, prompts.cond, prompts.uncond, req.guidance_scale)
 
     def _encode_init_image(self) -> torch.Tensor:
         from engine.images import fit_image
@@ -194,7 +209,9 @@ class _Run:
             self._check_cancel()
             self._report_step(i + 1, steps, denoised, batch_index)
 
-        x = sampler(denoiser, x, sigmas, callback=callback, noise=noise_source, **opts)
+        # The denoiser tells each call's step from its sigma (prompt editing).
+        model = denoiser.with_sigmas(sigmas)
+        x = sampler(model, x, sigmas, callback=callback, noise=noise_source, **opts)
         # Back from the sampler's variance-exploding space when the schedule ends above 0
         # (DDIM/PLMS stop at alphas_cumprod[0], as the reference).
         return x / math.sqrt(1.0 + float(sigmas[-1]) ** 2)
@@ -259,6 +276,10 @@ class _Run:
         if req.sgm_noise and self._a1111_noise_option_applies():
             # Only where A1111 would write it: there, this picture needs the option on.
             settings[SGM_NOISE_KEY] = True
+        if self.label.lora_hashes:
+            settings["Lora hashes"] = self.label.lora_hashes
+        if self.ti_hashes:
+            settings["TI hashes"] = self.ti_hashes
         settings["Version"] = version_label()
         return format_parameters(req.prompt, req.negative_prompt, settings)
 

@@ -8,6 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,7 +28,9 @@ from engine.gpu_check import cpu_fallback_reason
 from engine.library import LibraryEntry, ModelLibrary, load_config
 from engine.library.hashing import model_hash
 from engine.loading.build import ModelBundle, load_bundle
+from engine.lora.manager import LoraManager
 from engine.pipeline import ModelLabel, generate
+from engine.prompts.resources import PromptResources
 from engine.validate import validate_request
 
 
@@ -59,6 +62,7 @@ class Engine:
         self._bundle: ModelBundle | None = None
         self._info: ModelInfo | None = None
         self._label: ModelLabel | None = None
+        self._loras: LoraManager | None = None  # the loaded model's LoRAs, made on first use
         # Requests already checked by ``validate`` (the CLI checks before the slow load): they
         # are frozen, so generate() need not check them again. By identity, not equality: two
         # equal requests may carry different init images.
@@ -105,7 +109,7 @@ class Engine:
         start = time.perf_counter()
         bundle = _guard_oom(lambda: load_bundle(path, self.device, self.dtype, on_progress))
         self.unload()
-        self._bundle = bundle
+        self._bundle, self._loras = bundle, None
         name = _model_name(path)
         self._label = ModelLabel(name, None)
         self._info = ModelInfo(
@@ -122,7 +126,7 @@ class Engine:
         return self._info
 
     def unload(self) -> None:
-        self._bundle = self._info = self._label = None
+        self._bundle = self._info = self._label = self._loras = None
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -164,7 +168,12 @@ class Engine:
             # Hashing 2 GB takes seconds: done once, on first use, not while loading.
             self._label = ModelLabel(self._label.name, model_hash(Path(self._info.path)))
         bundle, label = self._bundle, self._label
-        return _guard_oom(
+        # The prompt keeps its <lora:...> tags (they go into the metadata); the text encoder
+        # leaves them out. Only the prompt's tags count, not the negative prompt's (as A1111).
+        loras = self._lora_manager(bundle)
+        outcome = _guard_oom(lambda: loras.prepare(request.prompt), request)
+        label = replace(label, lora_hashes=outcome.hashes)
+        result = _guard_oom(
             lambda: generate(
                 bundle,
                 request,
@@ -173,9 +182,22 @@ class Engine:
                 on_image=on_image,
                 cancel=cancel,
                 job_id=job_id,
+                resources=self._prompt_resources(),
             ),
             request,
         )
+        return replace(result, notes=outcome.notes) if outcome.notes else result
+
+    def _prompt_resources(self) -> PromptResources:
+        """The embeddings a prompt may name: the library's, from its last scan (a first scan
+        if none ran yet). A file added since then is found after the next scan."""
+        library = self._models_library()
+        return PromptResources.from_entries((library.last_scan or library.scan()).entries)
+
+    def _lora_manager(self, bundle: ModelBundle) -> LoraManager:
+        if self._loras is None:
+            self._loras = LoraManager(bundle, self._models_library)
+        return self._loras
 
 
 def _model_name(path: Path) -> str:

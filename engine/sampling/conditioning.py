@@ -64,3 +64,37 @@ def _cat_optional(tensors: list[torch.Tensor | None], name: str) -> torch.Tensor
     if len(present) != len(tensors):
         raise ValueError(f"cannot batch conditionings where only some have a {name}")
     return torch.cat(present)
+
+
+@dataclass(frozen=True)
+class ConditioningSchedule:
+    """Conditioning that changes during sampling (prompt editing, alternation).
+
+    ``entries``: (until_step, conditioning) with ``until_step`` increasing; sampler step ``s``
+    (counted from 1) uses the first entry whose ``until_step >= s``; steps past the last entry
+    use the last. Each distinct prompt is encoded once and may appear in several entries.
+    """
+
+    entries: tuple[tuple[int, Conditioning], ...]
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise ValueError("a conditioning schedule needs at least one entry")
+        ends = [end for end, _ in self.entries]
+        if ends != sorted(ends):
+            raise ValueError(f"schedule steps must increase: {ends}")
+
+    @classmethod
+    def constant(cls, cond: Conditioning) -> ConditioningSchedule:
+        return cls(((1, cond),))
+
+    @property
+    def is_constant(self) -> bool:
+        first = self.entries[0][1]
+        return all(cond is first for _, cond in self.entries)
+
+    def at_step(self, step: int) -> Conditioning:
+        for end, cond in self.entries:
+            if step <= end:
+                return cond
+        return self.entries[-1][1]

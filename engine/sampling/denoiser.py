@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from engine.sampling.conditioning import Conditioning, cat_conditioning
+from engine.sampling.conditioning import Conditioning, ConditioningSchedule, cat_conditioning
 from engine.sampling.schedules import sigma_to_t
 
 # (x, t, context) -> network output (epsilon or v), any dtype.
@@ -65,31 +65,67 @@ class CFGDenoiser:
     """Classifier-free guidance: ``uncond + scale * (cond - uncond)`` from one batched call.
 
     The conditioning is baked in, so samplers see a plain ``model(x, sigma) -> denoised``.
+    A ``ConditioningSchedule`` (prompt editing) changes it by sampler step; ``with_sigmas`` tells
+    the denoiser the run's noise levels, from which it tells the step of each call (see
+    ``step_at_sigma``), so samplers stay unchanged.
     """
 
     def __init__(
         self,
         denoiser: Denoiser,
-        cond: Conditioning,
-        uncond: Conditioning | None,
+        cond: Conditioning | ConditioningSchedule,
+        uncond: Conditioning | ConditioningSchedule | None,
         scale: float,
+        sigmas: Sequence[float] = (),
     ) -> None:
         if scale != 1.0 and uncond is None:
             raise ValueError("guidance scale != 1 needs an unconditional embedding")
         self.denoiser = denoiser
-        self.cond = cond  # batch B or 1
-        self.uncond = uncond  # batch B or 1
+        self.cond = _as_schedule(cond)  # batch B or 1
+        self.uncond = None if uncond is None else _as_schedule(uncond)  # batch B or 1
         self.scale = float(scale)
+        self.sigmas = tuple(sigmas)
+
+    def with_sigmas(self, sigmas: torch.Tensor | Sequence[float]) -> CFGDenoiser:
+        """This denoiser for a run over ``sigmas`` (the sampler's, img2img's truncated ones)."""
+        values = sigmas.tolist() if isinstance(sigmas, torch.Tensor) else list(sigmas)
+        return CFGDenoiser(self.denoiser, self.cond, self.uncond, self.scale, values)
+
+    def step_of(self, sigma: torch.Tensor) -> int:
+        if len(self.sigmas) < 2:
+            return 1
+        return step_at_sigma(self.sigmas, float(sigma.max()))
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        cond = self.cond.expand_to(batch)
+        step = self.step_of(sigma)
+        cond = self.cond.at_step(step).expand_to(batch)
         if self.scale == 1.0:
             # The unconditional half would be multiplied by zero: skip it, half the cost.
             return self.denoiser(x, sigma, cond)
         assert self.uncond is not None  # checked in __init__
-        both = cat_conditioning([self.uncond.expand_to(batch), cond])  # batch 2B
+        both = cat_conditioning([self.uncond.at_step(step).expand_to(batch), cond])  # batch 2B
         x_in = torch.cat([x, x])  # (2B, C, H, W)
         sigma_in = torch.cat([sigma, sigma])  # (2B,)
         out_uncond, out_cond = self.denoiser(x_in, sigma_in, both).chunk(2)
         return out_uncond + self.scale * (out_cond - out_uncond)  # (B, C, H, W)
+
+
+def _as_schedule(cond: Conditioning | ConditioningSchedule) -> ConditioningSchedule:
+    return cond if isinstance(cond, ConditioningSchedule) else ConditioningSchedule.constant(cond)
+
+
+def step_at_sigma(sigmas: Sequence[float], sigma: float) -> int:
+    """The sampler step (from 1) a model call at noise level ``sigma`` belongs to.
+
+    Step ``i`` runs from ``sigmas[i-1]`` down to ``sigmas[i]``; a call in (sigmas[i], sigmas[i-1]]
+    belongs to it. So a sampler's first call of a step, at ``sigmas[i-1]``, is step ``i``; the
+    midpoint calls of DPM++ SDE / 2S are still step ``i``; Heun's and PLMS's corrector call at
+    ``sigmas[i]`` is step ``i + 1``: the conditioning follows the noise level, whatever the
+    sampler. (A1111 instead counts every model call as a step, and for second-order samplers
+    spreads the schedule over twice the steps.)
+    """
+    steps = len(sigmas) - 1
+    # Relative slack: the sampler passes the same float32 values, but be robust to rounding.
+    passed = sum(1 for s in sigmas[1:steps] if s >= sigma * (1 - 1e-6))
+    return min(passed + 1, steps)

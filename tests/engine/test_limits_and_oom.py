@@ -39,7 +39,7 @@ def work_spy(engine, monkeypatch) -> list[str]:
     bundle = engine._bundle
     for name, obj, attr in (
         ("unet", type(bundle.unet), "forward"),
-        ("encode", type(bundle.text_encoder), "encode_prompts"),
+        ("encode", type(bundle.text_encoder), "encode"),
         ("vae-decode", type(bundle.vae), "decode"),
         ("vae-encode", type(bundle.vae), "encode"),
     ):
