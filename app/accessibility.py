@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 NAMES = {
     "promptEdit": "Prompt",
     "negativePromptEdit": "Negative prompt",
+    "networksButton": "Insert a LoRA or an embedding",
     "modeCombo": "Mode",
     "guidanceSlider": "Guidance",
     "guidanceSpin": "Guidance value",
@@ -57,6 +58,7 @@ NAMES = {
 FORM_ORDER = [
     "promptEdit",
     "negativePromptEdit",
+    "networksButton",
     "modeCombo",
     "guidanceSlider",
     "guidanceSpin",

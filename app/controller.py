@@ -27,6 +27,7 @@ class EngineController(QObject):
     # since: it is on disk (or kept in memory) and must not be lost
     image_ready = Signal(int, object)
     job_done = Signal(int, str)  # job id, "finished" | "cancelled" | "failed"
+    notes = Signal(int, object)  # job id, tuple[str, ...]: what a finished job reports
     error = Signal(str)  # a message for the person
     model_loaded = Signal(object)  # ModelInfo
 
@@ -60,6 +61,7 @@ class EngineController(QObject):
         w.model_failed.connect(self._on_model_failed, queued)
         w.job_step.connect(self._on_step, queued)
         w.image_ready.connect(self._on_image, queued)
+        w.job_notes.connect(self._on_notes, queued)
         w.job_finished.connect(self._on_finished, queued)
         w.job_failed.connect(self._on_failed, queued)
         w.job_cancelled.connect(self._on_cancelled, queued)
@@ -146,6 +148,9 @@ class EngineController(QObject):
         if image.save_error and self._unsaved_reported != job_id:
             self._unsaved_reported = job_id  # one message per job, not one per image
             emit(self.error, image.save_error + "\nThe image is kept in the strip: use “Save as…”.")
+
+    def _on_notes(self, job_id: int, notes: tuple[str, ...]) -> None:
+        emit(self.notes, job_id, notes)
 
     def _on_finished(self, job_id: int) -> None:
         self._done(job_id, "finished")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtGui import QDropEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,6 +20,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.collapsible import CollapsibleSection
+from app.embedding_vectors import EmbeddingVectors
+from app.picture_drop import is_picture_drop
+from app.prompt_edit import PromptTextEdit
+from app.prompt_spans import KnownNetworks
 from app.signals import emit
 from app.size_presets import ordered_presets, preset_label
 from app.viewmodel import RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
@@ -34,10 +38,11 @@ from engine.api import (
     MAX_STEPS,
     MIN_SIZE,
 )
+from engine.library.records import LibraryEntry
 from engine.parameters import sampler_display_name, schedule_display_name
+from engine.prompts.tokens import TokenCount, count_tokens
 from engine.samplers import sampler_info
-
-CHUNK = 75
+from engine.text.tokenizer import CHUNK_LEN
 
 
 class SliderSpin(QWidget):
@@ -77,21 +82,33 @@ class SliderSpin(QWidget):
         emit(self.value_changed, self.spin.value())
 
 
-def token_label_text(counts: list[int]) -> str:
-    """ "12/75", or "80/150" when the prompt spans two 75-token chunks."""
-    used = sum(counts)
-    limit = CHUNK * max(1, len(counts))
-    return f"{used}/{limit}"
+def token_label_text(count: TokenCount) -> str:
+    """ "12/75", or "80/150" when the prompt spans two 75-token chunks (A1111's counter)."""
+    return f"{count.used}/{count.limit}"
 
 
-class PromptEdit(QPlainTextEdit):
-    """Multi-line prompt; Ctrl+Enter belongs to the window (generate), not a new line."""
+def token_tip_text(count: TokenCount) -> str:
+    chunks = f"{count.chunks} chunks" if count.chunks > 1 else "1 chunk"
+    return (
+        f"Tokens the text encoder gets: {count.used}, in {chunks} of {CHUNK_LEN}. Brackets, "
+        "weights and <lora:…> tags count nothing; BREAK ends a chunk; an embedding counts its "
+        "vectors."
+    )
+
+
+class PromptEdit(PromptTextEdit):
+    """Multi-line prompt; Ctrl+Enter belongs to the window (generate), not a new line.
+    Ctrl+Up/Down weigh words, colours show the syntax (``app.prompt_edit``)."""
+
+    # A file, picture or web address dropped or pasted; and what to call it, by which it was.
+    picture_dropped = Signal(QMimeData, str)
 
     def __init__(self, name: str, placeholder: str) -> None:
         super().__init__()
         self.setObjectName(name)
         self.setPlaceholderText(placeholder)
         self.setTabChangesFocus(True)
+        self._dropping = False
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
         is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -99,6 +116,25 @@ class PromptEdit(QPlainTextEdit):
             event.ignore()  # let the window's shortcut have it
             return
         super().keyPressEvent(event)
+
+    # A dropped or pasted file or picture is the window's (offered, or loaded as a model):
+    # Qt would insert a file's URL as "file:///…" text. Plain text still goes in as text.
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802 (Qt name)
+        return is_picture_drop(source) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 (Qt name)
+        if is_picture_drop(source):
+            name = "the dropped picture" if self._dropping else "the pasted picture"
+            emit(self.picture_dropped, source, name)
+        else:
+            super().insertFromMimeData(source)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt name)
+        self._dropping = True  # insertFromMimeData serves both drops and pastes
+        try:
+            super().dropEvent(event)
+        finally:
+            self._dropping = False
 
 
 class ControlsPanel(QWidget):
@@ -108,10 +144,18 @@ class ControlsPanel(QWidget):
         self.jobs = jobs
         self._build()
         self._bind()
+        self.embedding_vectors = EmbeddingVectors(self)
         self._token_timer = QTimer(self, singleShot=True, interval=150)
         self._token_timer.timeout.connect(self._count_tokens)
         self.prompt.textChanged.connect(self._token_timer.start)
         self.negative.textChanged.connect(self._token_timer.start)
+        self.embedding_vectors.changed.connect(self._token_timer.start)
+        self.embedding_vectors.changed.connect(self._sync_known)
+        self.params.steps_changed.connect(self._token_timer.start)  # [a:b:10] depends on them
+        self._entries: tuple[LibraryEntry, ...] = ()
+        self.last_prompt: PromptEdit = self.prompt  # where the LoRA browser inserts
+        self.prompt.focused.connect(lambda: setattr(self, "last_prompt", self.prompt))
+        self.negative.focused.connect(lambda: setattr(self, "last_prompt", self.negative))
         self._count_tokens()
 
     # -- layout -----------------------------------------------------------------------------
@@ -123,6 +167,10 @@ class ControlsPanel(QWidget):
         self.negative = PromptEdit("negativePromptEdit", "To avoid: blurry, text")
         self.prompt_tokens = named(QLabel(), "promptTokens")
         self.negative_tokens = named(QLabel(), "negativeTokens")
+        self.networks_button = _tool_button("networksButton", "LoRA && embeddings…")
+        self.networks_button.setToolTip(
+            "Insert a LoRA or an embedding from the model library at the cursor (Ctrl+L)"
+        )
         # On a tall screen the prompts take the spare height (4:2 against the empty space
         # below), so the lower left is room to write rather than a blank.
         for title, edit, counter, height, stretch in (
@@ -132,6 +180,8 @@ class ControlsPanel(QWidget):
             header = QHBoxLayout()
             header.addWidget(QLabel(f"<b>{title}</b>"))
             header.addStretch(1)
+            if edit is self.prompt:
+                header.addWidget(self.networks_button)
             header.addWidget(counter)
             layout.addLayout(header)
             edit.setMinimumHeight(height)
@@ -328,16 +378,30 @@ class ControlsPanel(QWidget):
     def _sync_mode(self, mode: str) -> None:
         self.strength.setEnabled(mode == SKETCH)
 
-    def _count_tokens(self) -> None:
-        from engine import token_counts
+    def set_library_entries(self, entries: tuple[LibraryEntry, ...]) -> None:
+        """The library's LoRAs and embeddings: known names, colours, vector counts."""
+        self._entries = entries
+        self.embedding_vectors.set_entries(entries)  # emits changed: colours and count follow
 
+    def _sync_known(self) -> None:
+        known = KnownNetworks.from_entries(self._entries, self.embedding_vectors.counts())
+        for edit in (self.prompt, self.negative):
+            edit.set_known(known)
+
+    def insert_network(self, text: str) -> None:
+        """From the LoRA and embedding browser: at the cursor of the prompt used last."""
+        self.last_prompt.insert_snippet(text)
+
+    def _count_tokens(self) -> None:
+        # Embeddings whose header is not read yet count 1 vector until it is (EmbeddingVectors).
+        vectors = self.embedding_vectors.counts()
         for edit, label in (
             (self.prompt, self.prompt_tokens),
             (self.negative, self.negative_tokens),
         ):
-            counts = token_counts(edit.toPlainText())
-            label.setText(token_label_text(counts))
-            label.setToolTip("Tokens per 75-token chunk: " + ", ".join(map(str, counts or [0])))
+            count = count_tokens(edit.toPlainText(), vectors, steps=self.params.steps)
+            label.setText(token_label_text(count))
+            label.setToolTip(token_tip_text(count))
 
 
 def _tool_button(name: str, text: str) -> QToolButton:

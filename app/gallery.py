@@ -1,7 +1,9 @@
-"""The gallery strip: a view of a GalleryModel (app/gallery_model.py) that forwards actions to it.
+"""The strip under the preview: this session's pictures, a view of a GalleryModel
+(app/gallery_model.py) that forwards actions to it.
 
 Row i of the strip shows ``model.entries[i]``; every change goes through the strip, which keeps
-the two in step. Files are decoded off the GUI thread by an ImageLoader.
+the two in step. Thumbnails come from the finished images in memory; a saved file is decoded
+again (off the GUI thread, by an ImageLoader) only to show, copy or sketch it at full size.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from app.qimages import array_to_qimage
 from app.signals import emit
 
 THUMB = 96
-EMPTY_TEXT = "Finished pictures are saved here, newest first."
+TITLE = "This session's pictures"
+EMPTY_TEXT = "The pictures you make in this session appear here, newest first."
 # What a decoded file is for: the ImageLoader's tag is (purpose, path).
-THUMBNAIL, SHOW, SKETCH, COPY = "thumbnail", "show", "sketch", "copy"
+SHOW, SKETCH, COPY = "show", "sketch", "copy"
 
 
 class GalleryStrip(QListWidget):
@@ -63,8 +66,12 @@ class GalleryStrip(QListWidget):
         self.setSpacing(4)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.setToolTip("Click to view · double-click to reuse its settings · right-click for more")
+        self.setToolTip(
+            f"{TITLE}: click to view · double-click to reuse its settings · right-click for more"
+        )
+        self.setAccessibleName(TITLE)
         self.gallery_model = model or GalleryModel()
+        self.save_folder: Path | None = None  # where "Save as…" starts: the gallery folder
         self._loader = ImageLoader(self)
         self._loader.loaded.connect(self._on_loaded)
         self._loader.failed.connect(self._on_load_failed)
@@ -81,20 +88,13 @@ class GalleryStrip(QListWidget):
 
     # -- contents ---------------------------------------------------------------------------
 
-    @property
-    def folder(self) -> Path | None:
-        return self.gallery_model.folder
-
-    def set_folder(self, folder: Path) -> None:
-        self.gallery_model.set_folder(folder)
-        self.clear()
-        for entry in self.gallery_model.entries:
-            if entry.array is not None:  # unsaved: drawn from memory, with its red mark
-                icon = _thumbnail(array_to_qimage(entry.array), unsaved=True)
-            else:  # grey until the file is decoded off-thread
-                icon = _placeholder()
-                self._load(THUMBNAIL, entry, THUMB)
-            self.addItem(self._new_item(entry, icon))
+    def forget_missing(self) -> None:
+        """Take out the pictures whose file is gone (deleted by another program, or moved to
+        the trash from the gallery browser)."""
+        before = list(self.gallery_model.entries)
+        gone = self.gallery_model.forget_missing()
+        for row in sorted((before.index(e) for e in gone), reverse=True):
+            self.takeItem(row)
 
     def add_image(self, image: FinishedImage) -> None:
         entry = self.gallery_model.add(image)
@@ -114,18 +114,16 @@ class GalleryStrip(QListWidget):
     def entries(self) -> list[GalleryEntry]:
         return list(self.gallery_model.entries)
 
-    def _load(self, purpose: str, entry: GalleryEntry, thumbnail: int = 0) -> None:
+    def _load(self, purpose: str, entry: GalleryEntry) -> None:
         assert entry.path is not None
-        self._loader.load((purpose, entry.path), entry.path, thumbnail)
+        self._loader.load((purpose, entry.path), entry.path)
 
     def _on_loaded(self, tag: object, image: QImage) -> None:
         purpose, path = cast(tuple[str, Path], tag)
         entry = self.gallery_model.entry_for_path(path)
         if entry is None:
-            return  # deleted, or another folder is shown now
-        if purpose == THUMBNAIL:
-            self.item(self.gallery_model.entries.index(entry)).setIcon(QIcon(_thumbnail(image)))
-        elif purpose == SHOW:
+            return  # deleted, or taken out as its file went
+        if purpose == SHOW:
             emit(self.image_chosen, image)
         elif purpose == SKETCH:
             emit(self.sketch_chosen, image)
@@ -134,9 +132,7 @@ class GalleryStrip(QListWidget):
             emit(self.notice, "Image copied.")
 
     def _on_load_failed(self, tag: object, message: str) -> None:
-        purpose, _ = cast(tuple[str, Path], tag)
-        if purpose != THUMBNAIL:  # a thumbnail that fails stays grey: no dialog per file
-            emit(self.message, message)
+        emit(self.message, message)
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -212,7 +208,7 @@ class GalleryStrip(QListWidget):
         if entry.array is None:
             return
         if path is None:
-            start = str((self.folder or Path.home()) / "latentdesk.png")
+            start = str((self.save_folder or Path.home()) / "latentdesk.png")
             path, _ = QFileDialog.getSaveFileName(self, "Save image as", start, "PNG (*.png)")
             if not path:
                 return
@@ -231,12 +227,6 @@ def _tooltip(entry: GalleryEntry) -> str:
     if entry.path is None:
         return "Not saved yet: right-click and choose “Save as…”"
     return entry.path.name
-
-
-def _placeholder() -> QPixmap:
-    pixmap = QPixmap(THUMB, THUMB)
-    pixmap.fill(QColor(128, 128, 128, 60))
-    return pixmap
 
 
 def _thumbnail(image: QImage, unsaved: bool = False) -> QPixmap:

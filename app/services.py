@@ -1,5 +1,5 @@
 """What the app needs from outside itself: something that makes pictures, a way to keep them,
-the model library, the downloader, and the file manager.
+the model library, the downloader, the file manager, and the gallery index.
 
 One typed seam, passed as one parameter from the window to the controller to the worker. The
 real app uses the defaults; tests pass a fake backend, a saver that records, a fake library.
@@ -19,6 +19,7 @@ from engine.library.records import Place, ScanResult
 from engine.output import save_png as write_png
 
 if TYPE_CHECKING:  # huggingface_hub loads only when a download starts
+    from app.gallery_service import GalleryService
     from engine.library.download import DownloadProgress, DownloadResult, DownloadSpec
 
 # Writes one finished image into a folder; returns its path. Raises EngineError or OSError.
@@ -95,6 +96,14 @@ def stable_diffusion_15() -> DownloadSpec:
     return PRESETS["stable-diffusion-1.5"]
 
 
+def local_gallery(gallery_dir: Path) -> GalleryService:
+    """The gallery index of this computer (in the user data folder), kept up to date while the
+    app runs. Made on the GUI thread; it opens and syncs the index on its own thread."""
+    from app.gallery_service import GalleryService
+
+    return GalleryService(gallery_dir)
+
+
 def reveal_in_file_manager(folder: Path) -> bool:
     """Open ``folder`` in the file manager; False when the desktop has none to open it."""
     from PySide6.QtCore import QUrl
@@ -111,3 +120,4 @@ class Services:
     download: Downloader = download_from_hub
     starter_model: Callable[[], DownloadSpec] = stable_diffusion_15
     reveal: Callable[[Path], bool] = reveal_in_file_manager
+    gallery: Callable[[Path], GalleryService] = local_gallery  # given the gallery folder

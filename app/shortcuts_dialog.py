@@ -20,11 +20,15 @@ SHORTCUTS = [
     ("Esc", "Cancel the running picture"),
     ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo in the sketch"),
     ("B, E, I, F", "Brush, eraser, colour picker, fill"),
+    ("Ctrl+Up / Ctrl+Down", "In a prompt: more / less weight for the word or selection"),
+    ("Ctrl+L", "Insert a LoRA or an embedding into the prompt"),
     ("Ctrl+O", "Open a checkpoint"),
     ("Ctrl+Shift+M", "Models: folders, downloads"),
     ("Ctrl+Shift+O", "Open an image into the sketch"),
+    ("Ctrl+V", "Outside a text field: paste a picture and see its parameters"),
     ("Ctrl+Shift+V", "Paste an image into the sketch"),
     ("Ctrl+S", "Save the sketch"),
+    ("Ctrl+G", "Gallery: search every picture, star, reuse"),
     ("F1", "This list"),
 ]
 

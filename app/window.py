@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtCore import QByteArray, QMimeData, QSize, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -37,12 +37,17 @@ from app.controller import EngineController
 from app.controls import ControlsPanel
 from app.doctor_dialog import open_system_report
 from app.downloads import Downloads
+from app.extra_networks_panel import ExtraNetworksDialog
+from app.gallery import TITLE as SESSION_TITLE
 from app.gallery import GalleryStrip
+from app.gallery_browser import GalleryBrowser
 from app.imageio import ImageLoader
 from app.jobs import FinishedImage
 from app.library import LibraryController, LibraryState
 from app.model_picker import ModelPicker
 from app.models_dialog import ModelsDialog
+from app.picture_drop import PictureFile, dropped_item, may_hold_picture
+from app.picture_offers import PictureOffers
 from app.pictures import PicturesView
 from app.preview import PreviewPane
 from app.qimages import array_to_qimage
@@ -53,7 +58,7 @@ from app.sketch_store import SketchStore
 from app.sketchpanel import SketchPanel
 from app.status import PathNotice
 from app.theme import THEME_CHOICES, ThemeController
-from app.viewmodel import SKETCH, GenerationParams, JobsState, ModelState
+from app.viewmodel import SKETCH, TXT2IMG, GenerationParams, JobsState, ModelState
 from app.welcome import WelcomePanel
 from app.widgets import named
 from engine.library.classify import DIFFUSERS_INDEX
@@ -89,11 +94,17 @@ class MainWindow(QMainWindow):
         self.library = LibraryController(self.library_state, self.services.library_factory, self)
         self.downloads = Downloads(self.services.download, self.services.starter_model, self)
         self.models_dialog: ModelsDialog | None = None
+        self.networks_dialog: ExtraNetworksDialog | None = None
+        self.gallery_browser: GalleryBrowser | None = None  # View › Gallery…, made when opened
         self._load_last_model = False  # once the library is open
         self.last_error = ""
         self._loader = ImageLoader(self)
         self.theme = ThemeController(settings, self)  # applied by main(), chosen in View
         self.sketch_store = SketchStore(parent=self)
+        # The gallery index, watched while the app runs; the gallery browser uses it.
+        self.gallery_service = self.services.gallery(self.gallery_dir)
+        self.gallery_service.setParent(self)
+        self.picture_offers = PictureOffers(self)  # dropped or pasted pictures
         self.setAcceptDrops(True)  # files dropped anywhere: images to the sketch, models loaded
         self._build()
         self._menus()
@@ -103,7 +114,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.controller.start()
         self.library.open()
-        self.gallery.set_folder(self.gallery_dir)
+        self.gallery.save_folder = self.gallery_dir
         self.controls.prompt.setFocus()
 
     # -- layout -----------------------------------------------------------------------------
@@ -138,7 +149,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.pictures, 1)
         column.addLayout(self._run_row())
         self.gallery = GalleryStrip()
-        column.addWidget(self.gallery)
+        column.addWidget(_titled(SESSION_TITLE, self.gallery))
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
@@ -188,9 +199,14 @@ class MainWindow(QMainWindow):
         edit = self.menuBar().addMenu("&Edit")
         self.undo_action = self._action(edit, "&Undo stroke", self.canvas.undo, "Ctrl+Z")
         self.redo_action = self._action(edit, "&Redo stroke", self.canvas.redo, "Ctrl+Shift+Z")
+        self._action(edit, "&Paste", self.paste_picture, QKeySequence.StandardKey.Paste)
         self._action(edit, "&Paste image into sketch", self.paste_image, "Ctrl+Shift+V")
         self._action(edit, "&Clear sketch", self.canvas.clear)
-        self._theme_menu(self.menuBar().addMenu("&View").addMenu("&Theme"))
+        edit.addSeparator()
+        self._action(edit, "Insert &LoRA or embedding…", self.show_networks, "Ctrl+L")
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "&Gallery…", self.show_gallery_browser, "Ctrl+G")
+        self._theme_menu(view.addMenu("&Theme"))
         help_ = self.menuBar().addMenu("&Help")
         self._action(help_, "&Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_, "&System report…", lambda: open_system_report(self, self.gallery_dir))
@@ -234,6 +250,7 @@ class MainWindow(QMainWindow):
         self.clear_queue_button.clicked.connect(c.clear_queue)
         c.preview_ready.connect(lambda _, image: self.preview.set_image(image))
         c.image_ready.connect(self._on_image)
+        c.notes.connect(self._show_notes)
         c.error.connect(self.show_error)
         c.model_loaded.connect(lambda info: self._remember_model(info.path))
         self.picker.model_chosen.connect(self.load_model)
@@ -244,6 +261,8 @@ class MainWindow(QMainWindow):
         self.welcome.model_chosen.connect(self.load_model)
         self.welcome.open_file_requested.connect(self.open_checkpoint)
         self.library.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.library_state.entries_changed.connect(self.controls.set_library_entries)
+        self.controls.networks_button.clicked.connect(self.show_networks)
         self.library_state.opened_changed.connect(self._load_last_model_once_known)
         self.downloads.finished.connect(self._on_downloaded)
         self.downloads.failed.connect(lambda _, message: self.show_error(message))
@@ -270,6 +289,7 @@ class MainWindow(QMainWindow):
         self.sketch.load_button.clicked.connect(self.open_image)
         self.sketch.use_result_button.clicked.connect(self.use_result_as_sketch)
         self.canvas.file_dropped.connect(self.open_dropped)
+        self._connect_pictures()
         self.sketch_store.track("sketch", self.canvas.image, self.canvas.changed)
         self.sketch_store.restored.connect(self._restore_layer)
         self.sketch_store.damaged.connect(lambda m: self.statusBar().showMessage(m, 15000))
@@ -280,6 +300,18 @@ class MainWindow(QMainWindow):
         self._loader.failed.connect(lambda _, message: self.show_error(message))
         self._sync_history()
         self._sync_welcome()
+
+    def _connect_pictures(self) -> None:
+        """Dropped and pasted pictures, and the gallery index."""
+        for field in (self.controls.prompt, self.controls.negative):
+            field.picture_dropped.connect(self.offer_dropped)
+        offers = self.picture_offers
+        offers.parameters_chosen.connect(self.restore_fields)
+        offers.sketch_chosen.connect(self.use_as_sketch)
+        offers.message.connect(self.show_error)
+        offers.notice.connect(lambda m: self.statusBar().showMessage(m, 5000))
+        self.gallery_service.notice.connect(lambda m: self.statusBar().showMessage(m, 15000))
+        self.gallery_service.changed.connect(self.gallery.forget_missing)
 
     def _sync_running(self, running: bool) -> None:
         if running:  # when narrow, bring the preview to the front: the person waits for it
@@ -354,7 +386,12 @@ class MainWindow(QMainWindow):
             self.preview.set_image(array_to_qimage(image.array))
         if image.path is not None:
             self.statusBar().showMessage(f"Saved {image.path.name}", 8000)
+            self.gallery_service.pictures_written([image.path])
         self.gallery.add_image(image)
+
+    def _show_notes(self, _: int, notes: tuple[str, ...]) -> None:
+        # Sent after the job's last "Saved …": e.g. "film-grain: 40 of 64 layers matched".
+        self.statusBar().showMessage("Note: " + " · ".join(notes), 20000)
 
     def load_model(self, path: str) -> None:
         self.controller.load_model(path)
@@ -400,6 +437,31 @@ class MainWindow(QMainWindow):
         else:
             self.models_dialog.show()
 
+    def show_gallery_browser(self) -> None:
+        """Every picture of the gallery folders: search, stars, a large view (non-modal)."""
+        if self.gallery_browser is None:
+            browser = GalleryBrowser(self.gallery_service, self.services.reveal, parent=self)
+            browser.parameters_chosen.connect(self.restore_parameters)
+            browser.sketch_chosen.connect(self.use_as_sketch)
+            self.gallery_browser = browser
+        if self.gallery_browser.isVisible():  # open behind the window: bring it to the front
+            self.gallery_browser.raise_()
+            self.gallery_browser.activateWindow()
+        else:
+            self.gallery_browser.show()
+
+    def show_networks(self) -> None:
+        """The LoRA and embedding browser; it inserts into the prompt field used last."""
+        if self.networks_dialog is None:
+            self.networks_dialog = ExtraNetworksDialog(self.library_state, self)
+            self.networks_dialog.insert_requested.connect(self.controls.insert_network)
+        if self.networks_dialog.isVisible():  # open behind the window: bring it to the front
+            self.networks_dialog.raise_()
+            self.networks_dialog.activateWindow()
+        else:
+            self.networks_dialog.show()
+        self.networks_dialog.filter.setFocus()
+
     def open_checkpoint(self) -> None:
         start = str(Path(self.model.path).parent) if self.model.path else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start, CHECKPOINT_FILTER)
@@ -420,14 +482,28 @@ class MainWindow(QMainWindow):
         else:
             self.load_image_file(path)
 
+    def offer_dropped(self, mime: QMimeData, name: str = "the dropped picture") -> bool:
+        """A drop or paste anywhere but the sketch: a model is loaded; a picture (a file, a
+        browser's copy) has its parameters offered. False: it held nothing of these."""
+        item = dropped_item(mime, name)
+        if isinstance(item, PictureFile) and _is_model(item.path):
+            self.load_model(str(item.path))
+        elif item is not None:
+            self.picture_offers.offer(item)
+        return item is not None
+
+    def paste_picture(self) -> None:
+        """Edit › Paste where no text field takes it: a copied picture or file is offered."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None or not self.offer_dropped(mime, "the pasted picture"):
+            self.statusBar().showMessage("The clipboard holds no picture to paste.", 5000)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
-        if any(url.isLocalFile() for url in event.mimeData().urls()):
+        if may_hold_picture(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt name)
-        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if files:
-            self.open_dropped(files[0])
+        if self.offer_dropped(event.mimeData()):
             event.acceptProposedAction()
 
     def _restore_layer(self, layer: str, image: QImage) -> None:
@@ -470,7 +546,13 @@ class MainWindow(QMainWindow):
     def restore_parameters(self, text: str) -> None:
         from engine.parameters import parse_parameters, request_from_parameters
 
-        self.params.update(request_from_parameters(parse_parameters(text)))
+        self.restore_fields(request_from_parameters(parse_parameters(text)))
+
+    def restore_fields(self, fields: Mapping[str, object]) -> None:
+        """Put a picture's parameters into the controls, and its mode: a denoising strength
+        means it was made from another picture (Sketch to image), none means from text."""
+        self.params.update(dict(fields))
+        self.params.mode = SKETCH if fields.get("strength") is not None else TXT2IMG
         self.statusBar().showMessage("Settings restored from the picture.", 5000)
 
     def open_gallery_folder(self) -> None:
@@ -491,7 +573,8 @@ class MainWindow(QMainWindow):
         if folder:
             self.gallery_dir = Path(folder)
             self.settings.gallery_dir = folder
-            self.gallery.set_folder(self.gallery_dir)
+            self.gallery.save_folder = self.gallery_dir
+            self.gallery_service.set_gallery_folder(self.gallery_dir)
 
     def show_error(self, message: str) -> None:
         # Non-blocking: the person reads it while the app keeps working.
@@ -527,6 +610,10 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         self.downloads.shutdown()  # the partial file stays: the next start continues it
         self.library.shutdown()
+        self.picture_offers.shutdown()
+        if self.gallery_browser is not None:
+            self.gallery_browser.close()  # its thumbnail threads finish their picture first
+        self.gallery_service.close()  # waits for the index thread: a sync stops between files
         self.settings.geometry = bytes(self.saveGeometry().toHex().data()).decode()
         self.settings.parameters = self.params.to_dict()
         try:

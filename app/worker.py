@@ -30,6 +30,7 @@ class Worker(QObject):
     # job id, FinishedImage: sent as each image is saved, so a job cancelled or failing later
     # keeps the images it already made
     image_ready = Signal(int, object)
+    job_notes = Signal(int, object)  # job id, tuple[str, ...]: e.g. how much of a LoRA matched
     job_finished = Signal(int)
     job_failed = Signal(int, str)
     job_cancelled = Signal(int)
@@ -89,7 +90,7 @@ class Worker(QObject):
         emit(self.job_started, job.id)
         throttle = PreviewThrottle(self._preview_interval)
         try:
-            backend.generate(
+            result = backend.generate(
                 job.request,
                 on_step=lambda event: self._on_step(event, throttle),
                 on_image=lambda event: self._on_image(job, event),
@@ -102,6 +103,8 @@ class Worker(QObject):
         except EngineError as exc:
             emit(self.job_failed, job.id, str(exc))
             return
+        if result.notes:
+            emit(self.job_notes, job.id, tuple(result.notes))
         emit(self.job_finished, job.id)
 
     def _on_step(self, event: StepEvent, throttle: PreviewThrottle) -> None:

@@ -26,6 +26,11 @@ MAX_BATCH_SIZE = 16
 MAX_BATCH_COUNT = 1000
 MAX_SEED = 2**32 - 1
 MAX_CLIP_SKIP = 12  # CLIP ViT-L/14 has 12 layers: skipping more leaves none
+MAX_GUIDANCE = 50.0
+MASKED_CONTENT = ("original", "fill", "latent_noise", "latent_nothing")
+INPAINT_AREAS = ("whole", "masked")
+VAE_TILING = ("auto", "on", "off")
+HIRES_UPSCALERS = ("latent", "lanczos")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,18 @@ class GenerationRequest:
     sgm_noise: bool = True
     preview_every: int = 1  # cheap latent->RGB preview every N steps; 0 = none
     preview_decode_every: int = 0  # full VAE decode preview every N steps; 0 = never
+    # Inpainting: img2img of init_image where the mask is white (A1111's options and defaults).
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # (H, W) uint8
+    mask_blur: int = 4  # pixels of feathering at the mask's edge
+    masked_content: str = "original"  # MASKED_CONTENT: what the masked area starts from
+    inpaint_area: str = "whole"  # INPAINT_AREAS: "masked" = only the masked area, at full size
+    inpaint_padding: int = 32  # pixels around the mask's bounding box for inpaint_area="masked"
+    vae_tiling: str = "auto"  # VAE_TILING: "auto" tiles when the picture is large for the memory
+    # Hires fix: after the base picture, an img2img pass at (width, height) * hires_scale.
+    hires_scale: float = 1.0  # 1: no hires pass
+    hires_steps: int = 0  # 0: as many as ``steps``
+    hires_denoise: float = 0.7
+    hires_upscaler: str = "latent"  # HIRES_UPSCALERS
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,9 @@ class GenerationResult:
     request: GenerationRequest
     images: tuple[GeneratedImage, ...]
     timings: dict[str, float]  # seconds: encode, sample, decode, total
+    # What a person should know about how the job ran ("film: 40 of 64 layers matched" for a
+    # LoRA that fits the model only in part); the CLI prints them, the window shows them.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from engine.api import MAX_SEED, SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
 from engine.cli_doctor import add_doctor_parser, run_doctor
+from engine.cli_gallery import add_gallery_parser, run_gallery
+from engine.cli_info import add_info_parser, run_info
 from engine.cli_models import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -54,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p, mode)
     add_models_parser(sub)
     add_doctor_parser(sub)
+    add_gallery_parser(sub)
+    add_info_parser(sub)
     return parser
 
 
@@ -282,6 +286,7 @@ def run(args: argparse.Namespace, cancel: threading.Event, summary: dict) -> Non
                 cancel=cancel,
             )
             _add_timings(summary["timings"], result.timings)
+            _report_notes(result.notes, progress, summary)
             progress.next_prompt()
     finally:
         progress.clear()  # whatever comes next (an error, "Cancelled") starts on a clean line
@@ -346,6 +351,15 @@ def _saver(
     return save
 
 
+def _report_notes(notes: tuple[str, ...], progress: StepProgress, summary: dict) -> None:
+    """What the engine says about a job that ran ("film: 40 of 64 layers matched")."""
+    if notes:
+        progress.clear()
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        summary.setdefault("notes", []).extend(notes)
+
+
 def _add_timings(total: dict[str, float], timings: dict[str, float]) -> None:
     for key, value in timings.items():
         total[key] = total.get(key, 0.0) + value
@@ -376,7 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.mode == "doctor":
         return run_doctor(args)
+    if args.mode == "info":
+        return run_info(args)
     cancel = threading.Event()
+    if args.mode == "gallery":
+        with ctrl_c_sets(cancel, "Stopping the gallery index update"):
+            return run_gallery(args, cancel)
     if args.mode == "models":
         # Only a download has a clean stopping point (its partial file is kept for a resume);
         # anything else just stops on Ctrl+C.

@@ -53,8 +53,9 @@ class OutputError(EngineError):
 
 
 def encode_png(image: np.ndarray, parameters: str) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 image carrying ``parameters`` as a text chunk
-    (tEXt when the text is Latin-1, iTXt otherwise: Pillow chooses)."""
+    """PNG bytes of an (H, W, 3) uint8 image carrying ``parameters`` as a text chunk: tEXt
+    when the text is ASCII, UTF-8 iTXt otherwise. (Not Latin-1 tEXt: some tools write UTF-8
+    into tEXt, so readers guess, and Latin-1 text such as "Â\x80" reads back as UTF-8.)"""
     from PIL import Image, PngImagePlugin
 
     _check_image(image)
@@ -62,7 +63,10 @@ def encode_png(image: np.ndarray, parameters: str) -> bytes:
     # A lone surrogate (from a broken clipboard paste) cannot be stored as UTF-8: replace it
     # rather than lose the image.
     text = parameters.encode("utf-8", errors="replace").decode("utf-8")
-    info.add_text("parameters", text)
+    if text.isascii():
+        info.add_text("parameters", text)
+    else:
+        info.add_itxt("parameters", text)
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()

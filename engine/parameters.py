@@ -37,7 +37,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from engine.api import MAX_CLIP_SKIP, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from engine.api import MAX_CLIP_SKIP, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from engine.samplers import find_sampler, sampler_ids, sampler_info
 
 NEGATIVE_MARKER = "Negative prompt:"
@@ -298,7 +298,7 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     }
     settings = params.settings
     _put(fields, "steps", _int_in(settings.get("Steps"), 1, MAX_STEPS))
-    _put(fields, "guidance_scale", _float_in(settings.get("CFG scale"), 0.0, 100.0))
+    _put(fields, "guidance_scale", _float_in(settings.get("CFG scale"), 0.0, MAX_GUIDANCE))
     _put(fields, "seed", _int_in(settings.get("Seed"), 0, MAX_SEED))
     _put(fields, "strength", _float_in(settings.get("Denoising strength"), 0.0, 1.0))
     _put(fields, "clip_skip", _int_in(settings.get("Clip skip"), 1, MAX_CLIP_SKIP))

@@ -8,6 +8,7 @@ from engine.api import (
     MAX_BATCH_COUNT,
     MAX_BATCH_SIZE,
     MAX_CLIP_SKIP,
+    MAX_GUIDANCE,
     MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
@@ -30,7 +31,7 @@ def validate_request(req: GenerationRequest) -> None:
     _check_int("Batch count", req.batch_count, 1, MAX_BATCH_COUNT)
     if req.seed is not None:
         _check_int("Seed", req.seed, 0, MAX_SEED)
-    _check_float("Guidance scale", req.guidance_scale, 0.0, 50.0)
+    _check_float("Guidance scale", req.guidance_scale, 0.0, MAX_GUIDANCE)
     _check_float("Strength", req.strength, 0.0, 1.0)
     _check_float("Eta", req.eta, 0.0, 1.0)
     _check_int("Clip skip", req.clip_skip, 1, MAX_CLIP_SKIP)

@@ -1,4 +1,4 @@
-"""A model dropped on the window is loaded; an image dropped still goes into the sketch."""
+"""A model dropped on the window is loaded; an image dropped on the sketch still goes into it."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def test_a_dropped_image_still_goes_into_the_sketch(qtbot, window, tmp_path, mon
     assert image.save(str(picture))
     asked: list[str] = []
     monkeypatch.setattr(window, "load_model", asked.append)
-    drop(window, files(picture))
+    # Onto the sketch; elsewhere on the window its parameters are offered (test_image_drop.py).
+    drop(window.canvas, files(picture))
     qtbot.wait_until(lambda: (window.canvas.to_array() == [255, 0, 0]).all(), timeout=3000)
     assert asked == []

@@ -1,4 +1,5 @@
-"""The gallery strip (the view): thumbnails, clicks, menus and dialogs over a GalleryModel."""
+"""The session strip (the view): this session's pictures, clicks, menus and dialogs over a
+GalleryModel."""
 
 from __future__ import annotations
 
@@ -24,23 +25,29 @@ def _png(folder: Path, value: int, parameters: str, mtime: float) -> Path:
     return path
 
 
-def test_lists_newest_first_and_loads_thumbnails(qtbot, strip, tmp_path):
-    old = _png(tmp_path, 10, "old", 1_000_000)
-    new = _png(tmp_path, 200, "new", 2_000_000)
-    (tmp_path / "notes.txt").write_text("not an image")
-    strip.set_folder(tmp_path)
+def _made(strip, folder: Path, value: int, parameters: str) -> Path:
+    """A picture finished in this session and saved: what the window hands the strip."""
+    path = _png(folder, value, parameters, 1_000_000)
+    strip.add_image(FinishedImage(np.full((96, 64, 3), value, np.uint8), 1, parameters, path))
+    return path
+
+
+def test_shows_this_sessions_pictures_newest_first_not_the_folder(qtbot, strip, tmp_path):
+    _png(tmp_path, 90, "made yesterday", 1_000_000)  # in the folder, not from this session
+    old = _made(strip, tmp_path, 10, "old")
+    new = _made(strip, tmp_path, 200, "new")
     assert [e.path for e in strip.entries()] == [new, old]
+    assert "session" in strip.accessibleName() and "session" in strip.toolTip()
 
-    def thumb_is_bright():
-        icon = strip.item(0).icon().pixmap(96).toImage()
-        return icon.pixelColor(icon.width() // 2, icon.height() // 2).red() > 150
+    def centre_red(row):
+        icon = strip.item(row).icon().pixmap(96).toImage()
+        return icon.pixelColor(icon.width() // 2, icon.height() // 2).red()
 
-    qtbot.wait_until(thumb_is_bright, timeout=5000)
+    assert centre_red(0) > 150 and centre_red(1) < 50  # drawn from memory, at once
 
 
 def test_double_click_gives_parameters_and_click_the_full_image(qtbot, strip, tmp_path):
-    _png(tmp_path, 30, PARAMS, 1_000_000)
-    strip.set_folder(tmp_path)
+    _made(strip, tmp_path, 30, PARAMS)
     item = strip.item(0)
     with qtbot.wait_signal(strip.parameters_chosen) as restored:
         strip.itemDoubleClicked.emit(item)
@@ -50,9 +57,18 @@ def test_double_click_gives_parameters_and_click_the_full_image(qtbot, strip, tm
     assert (shown.args[0].width(), shown.args[0].height()) == (64, 96)
 
 
+def test_pictures_whose_file_is_gone_are_taken_out(qtbot, strip, tmp_path):
+    first = _made(strip, tmp_path, 10, "first")
+    second = _made(strip, tmp_path, 20, "second")
+    strip.add_image(FinishedImage(np.zeros((8, 8, 3), np.uint8), 5, PARAMS, None, "disk full"))
+    first.unlink()  # moved to the trash in the gallery browser, say
+    strip.forget_missing()
+    assert [e.path for e in strip.entries()] == [None, second]
+    assert strip.count() == 2
+
+
 def test_delete_asks_first(qtbot, strip, tmp_path, monkeypatch):
-    path = _png(tmp_path, 30, PARAMS, 1_000_000)
-    strip.set_folder(tmp_path)
+    path = _made(strip, tmp_path, 30, PARAMS)
     answers = iter([False, True])
     monkeypatch.setattr(strip, "confirm", lambda question: next(answers))
     strip.delete(strip.item(0))
@@ -62,11 +78,10 @@ def test_delete_asks_first(qtbot, strip, tmp_path, monkeypatch):
 
 
 def test_unsaved_image_stays_and_can_be_saved_as(qtbot, strip, tmp_path):
-    strip.set_folder(tmp_path)
     array = np.full((64, 64, 3), 77, np.uint8)
     strip.add_image(FinishedImage(array, 5, PARAMS, None, "disk full"))
     assert strip.entries()[0].path is None
-    strip.set_folder(tmp_path)  # a refresh must not lose it
+    strip.forget_missing()  # a refresh must not lose it
     assert strip.count() == 1
     target = tmp_path / "kept.png"
     strip.save_as(strip.item(0), str(target))
@@ -75,8 +90,7 @@ def test_unsaved_image_stays_and_can_be_saved_as(qtbot, strip, tmp_path):
 
 
 def test_menu_offers_save_as_only_for_unsaved(qtbot, strip, tmp_path):
-    _png(tmp_path, 30, PARAMS, 1_000_000)
-    strip.set_folder(tmp_path)
+    _made(strip, tmp_path, 30, PARAMS)
     array = np.zeros((64, 64, 3), np.uint8)
     strip.add_image(FinishedImage(array, 5, PARAMS, None, "disk full"))
     unsaved_menu = [a.text() for a in strip.build_menu(strip.item(0)).actions()]
@@ -85,22 +99,6 @@ def test_menu_offers_save_as_only_for_unsaved(qtbot, strip, tmp_path):
     for wanted in ("Open file location", "Copy image", "Copy parameters", "Use as sketch"):
         assert wanted in saved_menu
     assert "Delete…" in saved_menu
-
-
-def test_new_images_go_in_front_and_late_thumbnails_find_their_row(qtbot, strip, tmp_path):
-    dark = _png(tmp_path, 10, "dark", 1_000_000)
-    bright = _png(tmp_path, 250, "bright", 2_000_000)
-    strip.set_folder(tmp_path)  # thumbnails now load in the thread pool
-    array = np.zeros((64, 64, 3), np.uint8)
-    strip.add_image(FinishedImage(array, 5, PARAMS, tmp_path / "new.png"))
-    assert [e.path for e in strip.entries()] == [tmp_path / "new.png", bright, dark]
-
-    def centre_red(row):
-        icon = strip.item(row).icon().pixmap(96).toImage()
-        return icon.pixelColor(icon.width() // 2, icon.height() // 2).red()
-
-    qtbot.wait_until(lambda: centre_red(1) > 200 and 0 < centre_red(2) < 50, timeout=5000)
-    assert centre_red(0) == 0
 
 
 def test_delete_that_fails_says_why_and_keeps_the_image(qtbot, strip, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The gallery model without Qt: listing, parameters, delete, Save as, unsaved images kept."""
+"""The session's pictures without Qt: parameters, delete, Save as, unsaved images kept, files
+gone elsewhere taken out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.gallery_model import FolderListing, GalleryError, GalleryModel
+from app.gallery_model import GalleryError, GalleryModel
 from app.jobs import FinishedImage
 from engine.image_metadata import read_png_parameters
 from engine.output import save_png
@@ -34,25 +35,21 @@ def test_imports_no_qt():
     assert out.stdout.strip() == "[]"
 
 
-def test_folder_listing_is_newest_first_and_only_pngs(tmp_path):
-    old = _png(tmp_path, "old", 1_000_000)
-    new = _png(tmp_path, "new", 2_000_000)
-    (tmp_path / "notes.txt").write_text("not an image")
-    (tmp_path / ".hidden.png").write_bytes(b"")
-    assert FolderListing().images(tmp_path) == [new, old]
-    assert FolderListing().images(tmp_path / "missing") == []
+def _saved(path: Path) -> FinishedImage:
+    return FinishedImage(np.zeros((8, 8, 3), np.uint8), 1, "", path)
 
 
-def test_set_folder_keeps_unsaved_images_in_front(tmp_path):
-    saved = _png(tmp_path, "a", 1_000_000)
+def test_newest_first_and_files_gone_elsewhere_are_taken_out(tmp_path):
+    first = _png(tmp_path, "a", 1_000_000)
+    second = _png(tmp_path, "b", 2_000_000)
+    _png(tmp_path, "from another day", 500_000)  # in the folder, not from this session
     model = GalleryModel()
-    model.set_folder(tmp_path)
+    older, newer = model.add(_saved(first)), model.add(_saved(second))
     unsaved = model.add(_unsaved())
-    assert unsaved.array is not None and unsaved.path is None
-    model.set_folder(tmp_path)  # a refresh
-    assert model.entries[0] is unsaved and [e.path for e in model.entries] == [None, saved]
-    model.set_folder(tmp_path / "elsewhere")
-    assert model.entries == [unsaved]
+    assert model.entries == [unsaved, newer, older]
+    first.unlink()
+    assert model.forget_missing() == [older]
+    assert model.entries == [unsaved, newer]  # an unsaved one has no file to miss
 
 
 def test_a_saved_finished_image_keeps_no_pixels(tmp_path):
@@ -63,32 +60,21 @@ def test_a_saved_finished_image_keeps_no_pixels(tmp_path):
     assert model.entry_for_path(path) is entry
 
 
-class CountingListing(FolderListing):
-    """Another listing behind the same model (as the gallery index will be)."""
-
-    def __init__(self) -> None:
-        self.reads: list[Path] = []
-
-    def parameters(self, path: Path) -> str:
-        self.reads.append(path)
-        return super().parameters(path)
-
-
-def test_parameters_are_read_from_the_listing_once(tmp_path):
+def test_parameters_of_an_entry_without_them_are_read_from_its_file_once(tmp_path):
     path = _png(tmp_path, PARAMS, 1_000_000)
-    listing = CountingListing()
-    model = GalleryModel(listing)
-    model.set_folder(tmp_path)
-    entry = model.entries[0]
-    assert model.parameters(entry) == PARAMS and model.parameters(entry) == PARAMS
-    assert listing.reads == [path]
+    model = GalleryModel()
+    entry = model.add(_saved(path))  # finished without parameters text
+    assert model.parameters(entry) == PARAMS
+    path.unlink()
+    assert model.parameters(entry) == PARAMS  # kept: not read again
 
 
 def test_delete_removes_file_and_entry(tmp_path):
     first = _png(tmp_path, "a", 1_000_000)
     second = _png(tmp_path, "b", 2_000_000)
     model = GalleryModel()
-    model.set_folder(tmp_path)
+    model.add(_saved(first))
+    model.add(_saved(second))
     model.delete(model.entries[1])
     assert not first.exists() and [e.path for e in model.entries] == [second]
     second.unlink()  # gone behind the model's back: deleting it is still fine
@@ -98,7 +84,6 @@ def test_delete_removes_file_and_entry(tmp_path):
 
 def test_delete_that_fails_keeps_the_entry_and_says_why(tmp_path):
     model = GalleryModel()
-    model.set_folder(tmp_path)
     stuck = tmp_path / "stuck.png"
     stuck.mkdir()  # unlink() cannot remove a folder, not even as root
     entry = model.add(FinishedImage(np.zeros((8, 8, 3), np.uint8), 1, "", stuck))

@@ -1,0 +1,1 @@
+"""One reader per tool's way of storing its parameters; ``engine.gallery.read`` picks one."""
