@@ -1,0 +1,81 @@
+"""Start-up: the CLI imports only what a command needs (issue 14).
+
+Each check runs in a fresh interpreter and reads its ``sys.modules``: argument mistakes and
+``--help`` are answered before torch is imported (importing it alone takes a second or more),
+and a whole txt2img never imports transformers (its model machinery costs ~2.5 s of start-up;
+the engine's CLIP text model is its own, ``engine.text.clip_model``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.factories import tiny_sd1_state_dict, write_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "safetensors", "diffusers")
+
+# Runs main() on each argv given as JSON and reports, after each, its exit code and which of
+# HEAVY modules had been imported by then.
+PROBE = """
+import json, sys
+from engine.cli import main
+heavy = json.loads(sys.argv[1])
+report = []
+for argv in json.loads(sys.argv[2]):
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    report.append([code, sorted(m for m in heavy if m in sys.modules)])
+print(json.dumps(report))
+"""
+
+
+def probe(*argvs: list[str]) -> list[tuple[int, list[str]]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(HEAVY), json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [tuple(row) for row in json.loads(proc.stdout.splitlines()[-1])]
+
+
+def test_argument_errors_and_help_stop_before_torch(tmp_path):
+    ckpt = str(tmp_path / "missing.safetensors")  # never reached: the arguments fail first
+    common = ["--ckpt", ckpt, "--outdir", str(tmp_path / "out")]
+    argvs = [
+        ["txt2img", "--bogus"],
+        ["txt2img", "--prompt", "a cat", "--H", "abc", *common],
+        ["txt2img", "--prompt", "a cat", "--sampler", "nope", *common],
+        ["txt2img", "--prompt", "a cat", "--precision", "half", *common],
+        ["img2img", "--prompt", "a cat", *common],  # --init-img is required
+        ["paint", "--prompt", "a cat"],
+        ["txt2img", "--help"],
+        ["--help"],
+    ]
+    results = probe(*argvs)
+    assert [code for code, _ in results] == [2, 2, 2, 2, 2, 2, 0, 0]
+    assert all(imported == [] for _, imported in results), results
+    assert not (tmp_path / "out").exists()
+
+
+def test_txt2img_never_imports_transformers(tmp_path):
+    ckpt = write_checkpoint(tiny_sd1_state_dict(), tmp_path / "tiny.safetensors")
+    argv = ["txt2img", "--ckpt", str(ckpt), "--prompt", "a cat", "--negative-prompt", "dog"]
+    argv += ["--H", "64", "--W", "64", "--steps", "2", "--seed", "1", "--json"]
+    argv += ["--outdir", str(tmp_path / "out"), "--precision", "float32"]
+    ((code, imported),) = probe(argv)
+    assert code == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1  # it really generated
+    # torch and safetensors do the work; transformers (and diffusers) are never needed.
+    assert imported == ["safetensors", "torch"]
