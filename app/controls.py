@@ -21,12 +21,15 @@ from PySide6.QtWidgets import (
 
 from app.collapsible import CollapsibleSection
 from app.embedding_vectors import EmbeddingVectors
+from app.hires_panel import HiresOptions
+from app.inpaint_panel import InpaintOptions
 from app.picture_drop import is_picture_drop
+from app.preset_combo import PresetCombo
 from app.prompt_edit import PromptTextEdit
 from app.prompt_spans import KnownNetworks
 from app.signals import emit
-from app.size_presets import ordered_presets, preset_label
-from app.viewmodel import RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
+from app.size_presets import ordered_presets, preset_label, size_for_model
+from app.viewmodel import INPAINT, RANDOM_SEED, SKETCH, TXT2IMG, GenerationParams, JobsState
 from app.widgets import named
 from engine import SAMPLERS, SCHEDULES
 from engine.api import (
@@ -142,6 +145,7 @@ class ControlsPanel(QWidget):
         super().__init__(parent)
         self.params = params
         self.jobs = jobs
+        self._native_size: int | None = None  # the loaded model's (set_native_size)
         self._build()
         self._bind()
         self.embedding_vectors = EmbeddingVectors(self)
@@ -193,6 +197,8 @@ class ControlsPanel(QWidget):
         self.mode = named(QComboBox(), "modeCombo")
         self.mode.addItem("Text to image", TXT2IMG)
         self.mode.addItem("Sketch to image", SKETCH)
+        self.mode.addItem("Inpaint", INPAINT)
+        self.mode.setItemData(2, "Repaint where the mask is painted", Qt.ItemDataRole.ToolTipRole)
         form.addRow("Mode", self.mode)
         self.guidance = SliderSpin("guidanceSlider", 1, 30, 0.5, 1)
         self.guidance.setToolTip("How closely to follow the prompt (7 is a good start)")
@@ -203,6 +209,7 @@ class ControlsPanel(QWidget):
         self.strength = SliderSpin("strengthSlider", 0, 1, 0.01, 2)
         self.strength.setToolTip("Sketch to image: 0 keeps your sketch, 1 ignores it")
         form.addRow("Strength", self.strength)
+        self.inpaint = InpaintOptions(self.params, form)  # rows shown in Inpaint mode
         form.addRow("Seed", self._seed_row())
         form.addRow("Size", self._size_row())
         self.advanced = self._advanced_section()
@@ -223,6 +230,9 @@ class ControlsPanel(QWidget):
         sampler_row = QHBoxLayout()
         sampler_row.addWidget(self.sampler, 1)
         sampler_row.addWidget(self.schedule)
+        # Sampler, schedule, steps and guidance together (app.presets); "Custom" otherwise.
+        self.sampling_preset = PresetCombo(self.params)
+        form.addRow("Preset", self.sampling_preset)
         form.addRow("Sampler", sampler_row)
         self.sgm_noise = named(QCheckBox("Full start noise (SGM)"), "sgmNoiseCheck")
         self.sgm_noise.setToolTip(
@@ -251,6 +261,7 @@ class ControlsPanel(QWidget):
         clip_row.addWidget(self.clip_skip)
         clip_row.addStretch(1)
         form.addRow("Clip skip", clip_row)
+        self.hires = HiresOptions(self.params, form)  # text to image only
         return CollapsibleSection("advanced", "Advanced", form)
 
     def _seed_row(self) -> QHBoxLayout:
@@ -353,7 +364,13 @@ class ControlsPanel(QWidget):
             self.params.width, self.params.height = width, height
 
     def set_native_size(self, native_size: int | None) -> None:
-        """List the presets with the loaded model's native size first (None: not known)."""
+        """List the presets with the loaded model's native size first (None: not known), and
+        take that size unless the person chose another (``size_for_model``)."""
+        if native_size:
+            current = (self.params.width, self.params.height)
+            size = size_for_model(current, self._native_size, native_size)
+            self.params.width, self.params.height = size
+            self._native_size = native_size
         self.preset.blockSignals(True)  # refilling is not a choice of the person's
         self.preset.clear()
         self.preset.addItem("Custom", None)
@@ -376,7 +393,7 @@ class ControlsPanel(QWidget):
         self.sgm_noise.setEnabled(uses_schedule)
 
     def _sync_mode(self, mode: str) -> None:
-        self.strength.setEnabled(mode == SKETCH)
+        self.strength.setEnabled(mode in (SKETCH, INPAINT))
 
     def set_library_entries(self, entries: tuple[LibraryEntry, ...]) -> None:
         """The library's LoRAs and embeddings: known names, colours, vector counts."""

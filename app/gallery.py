@@ -43,13 +43,14 @@ THUMB = 96
 TITLE = "This session's pictures"
 EMPTY_TEXT = "The pictures you make in this session appear here, newest first."
 # What a decoded file is for: the ImageLoader's tag is (purpose, path).
-SHOW, SKETCH, COPY = "show", "sketch", "copy"
+SHOW, SKETCH, COPY, INPAINT = "show", "sketch", "copy", "inpaint"
 
 
 class GalleryStrip(QListWidget):
     image_chosen = Signal(QImage)  # click: show it large
     parameters_chosen = Signal(str)  # double click: restore the controls
     sketch_chosen = Signal(QImage)  # "Use as sketch"
+    inpaint_chosen = Signal(QImage)  # "Inpaint this"
     message = Signal(str)  # an error: a dialog
     notice = Signal(str)  # a confirmation: the status bar
     folder_not_opened = Signal(object)  # Path: no file manager could show it
@@ -127,6 +128,8 @@ class GalleryStrip(QListWidget):
             emit(self.image_chosen, image)
         elif purpose == SKETCH:
             emit(self.sketch_chosen, image)
+        elif purpose == INPAINT:
+            emit(self.inpaint_chosen, image)
         elif purpose == COPY:
             QGuiApplication.clipboard().setImage(image)
             emit(self.notice, "Image copied.")
@@ -147,7 +150,8 @@ class GalleryStrip(QListWidget):
             QGuiApplication.clipboard().setImage(image)
             emit(self.notice, "Image copied.")
         else:
-            emit(self.image_chosen if purpose == SHOW else self.sketch_chosen, image)
+            signals = {SHOW: self.image_chosen, SKETCH: self.sketch_chosen}
+            emit(signals.get(purpose, self.inpaint_chosen), image)
 
     def parameters_of(self, item: QListWidgetItem) -> str:
         return self.gallery_model.parameters(self.entry(item))
@@ -175,6 +179,7 @@ class GalleryStrip(QListWidget):
         menu.addAction("Copy parameters", lambda: self.copy_parameters(item))
         menu.addAction("Use settings", lambda: self._restore(item))
         menu.addAction("Use as sketch", lambda: self._full_image(item, SKETCH))
+        menu.addAction("Inpaint this", lambda: self._full_image(item, INPAINT))
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.delete(item))
         return menu

@@ -82,6 +82,7 @@ def count_text(count: int) -> str:
 class GalleryBrowser(QWidget):
     parameters_chosen = Signal(str)  # "Use these parameters": the window restores its controls
     sketch_chosen = Signal(QImage)  # "Use as sketch"
+    inpaint_chosen = Signal(QImage)  # "Inpaint this"
 
     def __init__(
         self,
@@ -157,6 +158,7 @@ class GalleryBrowser(QWidget):
         v = self.view
         v.parameters_chosen.connect(lambda text: emit(self.parameters_chosen, text))
         v.sketch_chosen.connect(lambda image: emit(self.sketch_chosen, image))
+        v.inpaint_chosen.connect(lambda image: emit(self.inpaint_chosen, image))
         v.star_requested.connect(self.set_starred)
         v.trash_requested.connect(self.trash)
         v.folder_requested.connect(self.open_folder)

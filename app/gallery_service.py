@@ -101,6 +101,8 @@ class GalleryService(QObject):
         """A read-only index for the GUI thread (searching, paging, counting)."""
         if self._reader is None:
             self._reader = GalleryIndex.open(self.db_path, readonly=True)
+            if self._reader.notice:  # the reader was first to find the database damaged
+                emit(self.notice, self._reader.notice)
         return self._reader
 
     def folders(self) -> list[Path]:

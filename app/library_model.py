@@ -20,6 +20,11 @@ FAMILY_TITLES = {
     "sdxl": "Stable Diffusion XL",
 }
 UNREADABLE = "Cannot be read"
+BUILT_IN = "Built in"  # the demo model's heading: a small model of shapes, not SD 1.x pictures
+DEMO_NOTE = (
+    "The built-in demo draws simple coloured shapes. Real pictures need a real model: "
+    "File › Models… downloads Stable Diffusion 1.5."
+)
 UNSUPPORTED = " (not supported yet)"
 SOURCE_TITLES = {
     "app": "Latentdesk",
@@ -29,6 +34,7 @@ SOURCE_TITLES = {
     "a1111": "AUTOMATIC1111",
     "comfyui": "ComfyUI",
     "invokeai": "InvokeAI",
+    "built-in": "built into Latentdesk",
 }
 
 
@@ -72,6 +78,8 @@ def choice_of(entry: LibraryEntry) -> ModelChoice:
     group = UNREADABLE if entry.kind != "checkpoint" else family_title(entry.family)
     if entry.kind == "checkpoint" and entry.family != "sd1":
         group += UNSUPPORTED
+    if entry.builtin and entry.usable:
+        group = BUILT_IN
     source = SOURCE_TITLES.get(entry.source, entry.source)
     return ModelChoice(
         entry.path, entry.name, group, format_size(entry.size), entry.inpainting, source, reason
@@ -96,6 +104,20 @@ def model_choices(entries: Iterable[LibraryEntry]) -> list[ModelChoice]:
         return (not c.usable, rank, c.group, c.name.casefold(), c.path)
 
     return sorted(choices, key=key)
+
+
+def demo_to_start(entries: Iterable[LibraryEntry]) -> str | None:
+    """The built-in demo's path when it is the only usable model (a fresh computer): the app
+    loads it at start, so the first picture takes seconds. None when another model is there."""
+    usable = [e for e in entries if e.usable]
+    if any(not e.builtin for e in usable):
+        return None
+    return next((e.path for e in usable if e.builtin), None)
+
+
+def is_builtin(entries: Iterable[LibraryEntry], path: str) -> bool:
+    """Whether ``path`` is a model shipped with Latentdesk, among the library's entries."""
+    return any(e.builtin and e.path == path for e in entries)
 
 
 def grouped(choices: Iterable[ModelChoice]) -> list[tuple[str, list[ModelChoice]]]:

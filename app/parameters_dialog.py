@@ -1,6 +1,6 @@
 """The offer shown for a dropped or pasted picture: what its metadata gave back, field by field,
-what is missing, and what cannot be used as is; then "Use these parameters", "Use as sketch"
-or Cancel. Nothing changes in the window until the person picks one.
+what is missing, and what cannot be used as is; then "Use these parameters", "Use as sketch",
+"Inpaint this" or Cancel. Nothing changes in the window until the person picks one.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ LABELS = {
     "strength": "Denoising strength",
 }
 NO_PARAMETERS = "No parameters found in this picture."
+# A1111 settings only an inpainted picture's text holds.
+INPAINT_SETTINGS = ("Mask blur", "Masked content", "Inpaint area", "Masked area padding")
 # A1111 settings shown as fields above: not repeated under "Other settings".
 SHOWN_SETTINGS = frozenset(
     {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash"}
@@ -51,6 +53,7 @@ SHOWN_SETTINGS = frozenset(
 class ParametersDialog(QDialog):
     use_parameters = Signal()
     use_sketch = Signal()
+    use_inpaint = Signal()
 
     def __init__(
         self,
@@ -109,13 +112,18 @@ class ParametersDialog(QDialog):
         self.use_button = named(QPushButton("Use these parameters"), "useParametersButton")
         self.sketch_button = named(QPushButton("Use as sketch"), "useSketchButton")
         self.use_button.setEnabled(parameters)
+        self.inpaint_button = named(QPushButton("Inpaint this"), "inpaintButton")
+        self.inpaint_button.setToolTip("Load the picture to paint a mask and repaint that part")
         self.sketch_button.setEnabled(sketch)
+        self.inpaint_button.setEnabled(sketch)
         buttons.addButton(self.use_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(self.sketch_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.inpaint_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.use_button.setDefault(parameters)
         self.use_button.clicked.connect(lambda: self._chosen(self.use_parameters))
         self.sketch_button.clicked.connect(lambda: self._chosen(self.use_sketch))
+        self.inpaint_button.clicked.connect(lambda: self._chosen(self.use_inpaint))
         buttons.rejected.connect(self.reject)
         return buttons
 
@@ -133,7 +141,9 @@ def field_rows(recovered: RecoveredParameters) -> list[tuple[str, str]]:
             rows.append(("Size", f"{recovered.width or '?'} × {recovered.height or '?'}"))
         elif name not in ("width", "height") and value not in (None, ""):
             rows.append((label, _shown(value)))
-    if recovered.strength is not None:
+    if any(key in recovered.settings for key in INPAINT_SETTINGS):
+        rows.append(("Mode", "Inpaint (it was inpainted)"))
+    elif recovered.strength is not None:
         rows.append(("Mode", "Sketch to image (it was made from another picture)"))
     else:
         rows.append(("Mode", "Text to image"))

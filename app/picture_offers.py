@@ -3,7 +3,7 @@
 Reading happens on a pool thread of its own (a 200 MB file must not hold up the window, nor the
 gallery's thumbnails in the global pool). Only the newest drop is answered: a picture dropped
 while another is still being read replaces it. The offer is a ``ParametersDialog``; the
-window acts on ``parameters_chosen`` and ``sketch_chosen``.
+window acts on ``parameters_chosen``, ``sketch_chosen`` and ``inpaint_chosen``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class _Read:
 class PictureOffers(QObject):
     parameters_chosen = Signal(object)  # dict of GenerationParams values
     sketch_chosen = Signal(QImage)
+    inpaint_chosen = Signal(QImage)
     message = Signal(str)  # a problem: the window shows a dialog
     notice = Signal(str)  # progress: the status bar
     _read = Signal(int, object)  # (token, PictureRead) from the pool thread
@@ -159,6 +160,7 @@ class PictureOffers(QObject):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.use_parameters.connect(lambda: emit(self.parameters_chosen, read.fields))
         dialog.use_sketch.connect(lambda: emit(self.sketch_chosen, read.image))
+        dialog.use_inpaint.connect(lambda: emit(self.inpaint_chosen, read.image))
         dialog.finished.connect(lambda _: self._forget_dialog(dialog))
         self.dialog = dialog
         dialog.open()

@@ -34,7 +34,7 @@ from app.widgets import named
 from engine.gallery.index import IndexedPicture
 from engine.units import human_size
 
-INPAINT_TOOLTIP = "needs inpainting support"
+INPAINT_TOOLTIP = "Load this picture to paint a mask over it and repaint that part"
 LOADING = "Loading…"
 
 
@@ -87,6 +87,7 @@ def _text(value: object) -> str:
 class PictureView(QWidget):
     parameters_chosen = Signal(str)  # "Use these parameters": the window restores its controls
     sketch_chosen = Signal(QImage)  # "Use as sketch"
+    inpaint_chosen = Signal(QImage)  # "Inpaint this"
     star_requested = Signal(object, bool)  # Path, starred
     trash_requested = Signal(object)  # Path
     folder_requested = Signal(object)  # Path: show the file's folder
@@ -161,7 +162,6 @@ class PictureView(QWidget):
             "useSketchButton", "Use as sketch", "Load this picture into the sketch"
         )
         self.inpaint_button = _button("inpaintButton", "Inpaint this", INPAINT_TOOLTIP)
-        self.inpaint_button.setEnabled(False)  # until the app can inpaint
         self.open_folder_button = _button(
             "openFolderButton", "Open folder", "Show the file in its folder"
         )
@@ -189,6 +189,7 @@ class PictureView(QWidget):
         self.next_button.clicked.connect(lambda: emit(self.step_requested, 1))
         self.use_parameters_button.clicked.connect(self.use_parameters)
         self.use_sketch_button.clicked.connect(self.use_as_sketch)
+        self.inpaint_button.clicked.connect(self.inpaint_this)
         self.copy_image_button.clicked.connect(self.copy_image)
         self.copy_parameters_button.clicked.connect(self.copy_parameters)
         self.open_folder_button.clicked.connect(self._open_folder)
@@ -265,6 +266,9 @@ class PictureView(QWidget):
 
     def use_as_sketch(self) -> None:
         self._when_loaded(lambda: self._with_image(lambda i: emit(self.sketch_chosen, i)))
+
+    def inpaint_this(self) -> None:
+        self._when_loaded(lambda: self._with_image(lambda i: emit(self.inpaint_chosen, i)))
 
     def copy_image(self) -> None:
         def copy(image: QImage) -> None:

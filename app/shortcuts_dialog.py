@@ -18,8 +18,9 @@ from app.widgets import named
 SHORTCUTS = [
     ("Ctrl+Enter", "Generate (again while one runs: queue another)"),
     ("Esc", "Cancel the running picture"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo in the sketch"),
-    ("B, E, I, F", "Brush, eraser, colour picker, fill"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo in the sketch and the mask"),
+    ("B, E, I, F", "Brush, eraser, colour picker, fill (in Inpaint mode: on the mask)"),
+    ("Ctrl+Shift+I", "Inpaint mode: invert the mask"),
     ("Ctrl+Up / Ctrl+Down", "In a prompt: more / less weight for the word or selection"),
     ("Ctrl+L", "Insert a LoRA or an embedding into the prompt"),
     ("Ctrl+O", "Open a checkpoint"),

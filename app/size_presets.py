@@ -5,6 +5,10 @@ from __future__ import annotations
 
 Size = tuple[int, int]
 
+# The size the controls start at (GenerationRequest's default, SD 1.x's native size): what a
+# window that has loaded no model yet treats as the "previous model's" native size.
+DEFAULT_NATIVE = 512
+
 PRESETS: tuple[Size, ...] = (
     (128, 128),  # a quick look: seconds even on a CPU
     (256, 256),
@@ -29,3 +33,13 @@ def ordered_presets(native_size: int | None = None) -> list[Size]:
 def preset_label(size: Size, native_size: int | None = None) -> str:
     w, h = size
     return f"{w} × {h}" + ("  (native)" if (w, h) == (native_size, native_size) else "")
+
+
+def size_for_model(current: Size, previous_native: int | None, native: int | None) -> Size:
+    """The size to use after loading a model of ``native`` size: the size follows the models
+    while it is still the previous model's native square (the person has not chosen another);
+    a size the person chose is kept."""
+    before = previous_native or DEFAULT_NATIVE
+    if native and native != before and current == (before, before):
+        return (native, native)
+    return current

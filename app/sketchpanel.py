@@ -1,4 +1,5 @@
-"""The sketch canvas with its tool bar: tools, brush size and hardness, colour, history."""
+"""The sketch canvas with its tool bar: tools, brush size and hardness, colour, history; in
+Inpaint mode the brush and eraser paint the mask, and the mask's own row shows."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 from app.canvas import BRUSH, ERASER, EYEDROPPER, FILL, SketchCanvas
 from app.flow_layout import FlowLayout
 from app.icons import tinted_icon
+from app.mask_bar import MaskBar
 from app.widgets import named
 
 TOOLS = (
@@ -26,6 +28,13 @@ TOOLS = (
     (EYEDROPPER, "Pick", "I", "Pick a colour from the sketch"),
     (FILL, "Fill", "F", "Fill the whole sketch with the colour: a quick background"),
 )
+# The same tools in Inpaint mode, where they act on the mask.
+MASK_TIPS = {
+    BRUSH: "Paint the mask: where the picture is repainted",
+    ERASER: "Erase the mask: keep the picture there",
+    EYEDROPPER: "Pick a colour (not in Inpaint mode: the mask has none)",
+    FILL: "Mask the whole picture",
+}
 
 
 class SketchPanel(QWidget):
@@ -40,6 +49,9 @@ class SketchPanel(QWidget):
         bar.addWidget(_wrapped(self._tool_row()))
         bar.addWidget(_wrapped(self._brush_row()))
         layout.addLayout(bar)
+        self.mask_bar = MaskBar(canvas)
+        self.mask_bar.hide()  # Inpaint mode only
+        layout.addWidget(self.mask_bar)
         layout.addWidget(canvas, 1)
         canvas.colour_picked.connect(self._show_colour)
         canvas.history_changed.connect(self._sync_history)
@@ -139,6 +151,21 @@ class SketchPanel(QWidget):
         swatch.fill(colour)
         self.colour_button.setIcon(QIcon(swatch))
         if self.canvas.tool == EYEDROPPER:  # picked: back to painting with it
+            self.canvas.tool = BRUSH
+            self.tools.buttons()[0].setChecked(True)
+
+    def set_inpainting(self, on: bool) -> None:
+        """Inpaint mode: the tools paint the mask, shown over the picture, and its row shows."""
+        self.canvas.editing_mask = on
+        self.mask_bar.setVisible(on)
+        for button in self.tools.buttons():
+            tool = button.objectName().removesuffix("Tool")
+            key, tip = next((t[2], t[3]) for t in TOOLS if t[0] == tool)
+            label = button.text()
+            button.setToolTip(f"<b>{label}</b>: {MASK_TIPS[tool] if on else tip} ({key})")
+            if tool == EYEDROPPER:
+                button.setEnabled(not on)
+        if on and self.canvas.tool == EYEDROPPER:
             self.canvas.tool = BRUSH
             self.tools.buttons()[0].setChecked(True)
 

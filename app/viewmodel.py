@@ -13,16 +13,22 @@ from PySide6.QtCore import QObject, Signal
 from app.signals import emit
 from engine import SAMPLERS, SCHEDULES, GenerationRequest
 from engine.api import (
+    HIRES_UPSCALERS,
+    INPAINT_AREAS,
+    MASKED_CONTENT,
     MAX_BATCH_COUNT,
     MAX_BATCH_SIZE,
     MAX_CLIP_SKIP,
+    MAX_HIRES_SCALE,
     MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
     MIN_SIZE,
 )
+from engine.inpaint.settings import MAX_MASK_BLUR, MAX_PADDING
 
-TXT2IMG, SKETCH = "txt2img", "sketch"
+TXT2IMG, SKETCH, INPAINT = "txt2img", "sketch", "inpaint"
+MODES = (TXT2IMG, SKETCH, INPAINT)
 RANDOM_SEED = -1  # shown as "Random" in the seed box
 
 
@@ -63,6 +69,17 @@ class GenerationParams(QObject):
         # A1111's default. Restored from pictures so theirs reproduce here.
         "sgm_noise": (bool, True),
         "clip_skip": (int, 1),  # 1 = the text encoder's last layer; 2 = penultimate, as A1111
+        # Inpaint mode (GenerationRequest's fields and A1111's defaults).
+        "mask_blur": (int, 4),
+        "masked_content": (str, "original"),
+        "inpaint_area": (str, "whole"),
+        "inpaint_padding": (int, 32),
+        # Hires fix (txt2img): on/off apart from the factor, so turning it off keeps the factor.
+        "hires_fix": (bool, False),
+        "hires_scale": (float, 2.0),
+        "hires_steps": (int, 0),  # 0: as many as steps
+        "hires_denoise": (float, 0.7),
+        "hires_upscaler": (str, "latent"),
     }
     # What the controls can show and the engine accepts; other values are ignored.
     LIMITS: dict[str, tuple[float, float]] = {
@@ -74,6 +91,17 @@ class GenerationParams(QObject):
         "batch_count": (1, MAX_BATCH_COUNT),
         "batch_size": (1, MAX_BATCH_SIZE),
         "clip_skip": (1, MAX_CLIP_SKIP),
+        "mask_blur": (0, MAX_MASK_BLUR),
+        "inpaint_padding": (0, MAX_PADDING),
+        "hires_scale": (1.0, MAX_HIRES_SCALE),
+        "hires_steps": (0, MAX_STEPS),
+        "hires_denoise": (0.0, 1.0),
+    }
+    CHOICES: dict[str, tuple[str, ...]] = {
+        "mode": MODES,
+        "masked_content": MASKED_CONTENT,
+        "inpaint_area": INPAINT_AREAS,
+        "hires_upscaler": HIRES_UPSCALERS,
     }
 
     prompt_changed = Signal(str)
@@ -91,6 +119,15 @@ class GenerationParams(QObject):
     mode_changed = Signal(str)
     sgm_noise_changed = Signal(bool)
     clip_skip_changed = Signal(int)
+    mask_blur_changed = Signal(int)
+    masked_content_changed = Signal(str)
+    inpaint_area_changed = Signal(str)
+    inpaint_padding_changed = Signal(int)
+    hires_fix_changed = Signal(bool)
+    hires_scale_changed = Signal(float)
+    hires_steps_changed = Signal(int)
+    hires_denoise_changed = Signal(float)
+    hires_upscaler_changed = Signal(str)
 
     prompt = observable("prompt", str)
     negative_prompt = observable("negative_prompt", str)
@@ -107,6 +144,15 @@ class GenerationParams(QObject):
     mode = observable("mode", str)
     sgm_noise = observable("sgm_noise", bool)
     clip_skip = observable("clip_skip", int)
+    mask_blur = observable("mask_blur", int)
+    masked_content = observable("masked_content", str)
+    inpaint_area = observable("inpaint_area", str)
+    inpaint_padding = observable("inpaint_padding", int)
+    hires_fix = observable("hires_fix", bool)
+    hires_scale = observable("hires_scale", float)
+    hires_steps = observable("hires_steps", int)
+    hires_denoise = observable("hires_denoise", float)
+    hires_upscaler = observable("hires_upscaler", str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -132,9 +178,9 @@ class GenerationParams(QObject):
                 continue
             if name == "schedule" and value not in SCHEDULES:
                 continue
-            if name == "mode" and value not in (TXT2IMG, SKETCH):
+            if name in self.CHOICES and value not in self.CHOICES[name]:
                 continue
-            if name == "sgm_noise" and not isinstance(value, bool):
+            if name in ("sgm_noise", "hires_fix") and not isinstance(value, bool):
                 continue  # bool("false") is True: take only real booleans
             setattr(self, name, value)
 
@@ -154,11 +200,20 @@ class GenerationParams(QObject):
                 "strength": request.strength,
                 "sgm_noise": request.sgm_noise,
                 "clip_skip": request.clip_skip,
+                "mask_blur": request.mask_blur,
+                "masked_content": request.masked_content,
+                "inpaint_area": request.inpaint_area,
+                "inpaint_padding": request.inpaint_padding,
+                "hires_fix": request.hires_scale > 1,
+                **hires_fields(request),
             }
         )
 
-    def make_request(self, init_image: Any = None) -> GenerationRequest:
-        sketch = self.mode == SKETCH
+    def make_request(self, init_image: Any = None, mask: Any = None) -> GenerationRequest:
+        """The request of the current mode: ``init_image`` is used in Sketch to image and
+        Inpaint, ``mask`` ((H, W) uint8, 255 = repaint) in Inpaint only."""
+        sketch = self.mode in (SKETCH, INPAINT)
+        inpaint = self.mode == INPAINT
         return GenerationRequest(
             prompt=self.prompt,
             negative_prompt=self.negative_prompt,
@@ -175,7 +230,30 @@ class GenerationParams(QObject):
             strength=self.strength,
             sgm_noise=self.sgm_noise,
             clip_skip=self.clip_skip,
+            mask=mask if inpaint else None,
+            mask_blur=self.mask_blur,
+            masked_content=self.masked_content,
+            inpaint_area=self.inpaint_area,
+            inpaint_padding=self.inpaint_padding,
+            # Hires fix is for text to image only (as A1111): 1 = no hires pass.
+            hires_scale=self.hires_scale if self.hires_fix and self.mode == TXT2IMG else 1.0,
+            hires_steps=self.hires_steps,
+            hires_denoise=self.hires_denoise,
+            hires_upscaler=self.hires_upscaler,
         )
+
+
+def hires_fields(request: GenerationRequest) -> dict[str, Any]:
+    """A request's hires values for the controls; its factor only when it had a hires pass,
+    so restoring a picture without one keeps the factor the person set."""
+    fields: dict[str, Any] = {
+        "hires_steps": request.hires_steps,
+        "hires_denoise": request.hires_denoise,
+        "hires_upscaler": request.hires_upscaler,
+    }
+    if request.hires_scale > 1:
+        fields["hires_scale"] = request.hires_scale
+    return fields
 
 
 class JobsState(QObject):

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.download_offer import DownloadOffer
 from app.downloads import Downloads
 from app.library import LibraryState
-from app.library_model import ModelChoice, model_choices, short_path
+from app.library_model import BUILT_IN, ModelChoice, model_choices, short_path
 from app.signals import emit
 from app.viewmodel import ModelState
 from app.widgets import named
@@ -128,6 +128,11 @@ class WelcomePanel(QScrollArea):
             where = "AUTOMATIC1111, ComfyUI, InvokeAI, the Hugging Face cache, "
             where += f"{short_path(self.library.models_dir)}" if self.library.models_dir else ""
             return f"No Stable Diffusion 1.x model was found ({where.rstrip(', ')}). {more}"
+        if all(c.group == BUILT_IN for c in self.choices()):
+            return (
+                "The built-in demo draws simple coloured shapes within seconds; real pictures "
+                f"need a real model: download Stable Diffusion 1.5 below. {more}"
+            ).strip()
         return f"Click one to load it. {more}".strip()
 
     def _sync_loading(self, *_: object) -> None:

@@ -42,8 +42,11 @@ from app.gallery import TITLE as SESSION_TITLE
 from app.gallery import GalleryStrip
 from app.gallery_browser import GalleryBrowser
 from app.imageio import ImageLoader
+from app.inpaint_actions import SKETCH_TITLE, InpaintActions
 from app.jobs import FinishedImage
 from app.library import LibraryController, LibraryState
+from app.library_model import DEMO_NOTE, demo_to_start, is_builtin
+from app.mask_layer import mask_from_picture
 from app.model_picker import ModelPicker
 from app.models_dialog import ModelsDialog
 from app.picture_drop import PictureFile, dropped_item, may_hold_picture
@@ -58,8 +61,9 @@ from app.sketch_store import SketchStore
 from app.sketchpanel import SketchPanel
 from app.status import PathNotice
 from app.theme import THEME_CHOICES, ThemeController
-from app.viewmodel import SKETCH, TXT2IMG, GenerationParams, JobsState, ModelState
+from app.viewmodel import INPAINT, SKETCH, TXT2IMG, GenerationParams, JobsState, ModelState
 from app.welcome import WelcomePanel
+from app.wheel_guard import guard_wheel
 from app.widgets import named
 from engine.library.classify import DIFFUSERS_INDEX
 from engine.library.walk import MODEL_SUFFIXES
@@ -69,6 +73,8 @@ from engine.library.walk import MODEL_SUFFIXES
 MIN_WINDOW = QSize(800, 600)
 CHECKPOINT_FILTER = "Stable Diffusion checkpoints (*.safetensors *.ckpt);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
+# Request fields only an inpainted picture's parameters hold (A1111's "Mask blur", …).
+INPAINT_FIELDS = ("mask_blur", "masked_content", "inpaint_area", "inpaint_padding")
 
 
 class MainWindow(QMainWindow):
@@ -107,6 +113,7 @@ class MainWindow(QMainWindow):
         self.picture_offers = PictureOffers(self)  # dropped or pasted pictures
         self.setAcceptDrops(True)  # files dropped anywhere: images to the sketch, models loaded
         self._build()
+        self.inpaint = InpaintActions(self)  # pictures to inpaint, the mask, outpainting
         self._menus()
         self._connect()
         name_controls(self)
@@ -126,6 +133,7 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.controls)
         scroll.setMinimumWidth(300)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.wheel_guard = guard_wheel(scroll)
         self.picker = ModelPicker(self.library_state, self.model)
         left = QWidget()
         left_column = QVBoxLayout(left)
@@ -141,7 +149,8 @@ class MainWindow(QMainWindow):
         self.preview_stack = QStackedWidget()
         self.preview_stack.addWidget(self.preview_page)
         self.preview_stack.addWidget(self.welcome)
-        sketch_page = _titled("Sketch  (used in “Sketch to image” mode)", self.sketch)
+        sketch_page = _titled(SKETCH_TITLE, self.sketch)
+        self.sketch_title = sketch_page.findChild(QLabel)  # says what the canvas is for
         self.pictures = PicturesView(sketch_page, self.preview_stack)
         right = QWidget()
         column = QVBoxLayout(right)
@@ -190,6 +199,7 @@ class MainWindow(QMainWindow):
         self._action(file, "&Open checkpoint…", self.open_checkpoint, QKeySequence.StandardKey.Open)
         self._action(file, "&Models…", self.show_models, "Ctrl+Shift+M")
         self._action(file, "Open &image to sketch…", self.open_image, "Ctrl+Shift+O")
+        self._action(file, "Open image to in&paint…", self.open_image_to_inpaint)
         self._action(file, "&Save sketch…", self.save_canvas, QKeySequence.StandardKey.Save)
         file.addSeparator()
         self._action(file, "Open &gallery folder", self.open_gallery_folder)
@@ -200,8 +210,9 @@ class MainWindow(QMainWindow):
         self.undo_action = self._action(edit, "&Undo stroke", self.canvas.undo, "Ctrl+Z")
         self.redo_action = self._action(edit, "&Redo stroke", self.canvas.redo, "Ctrl+Shift+Z")
         self._action(edit, "&Paste", self.paste_picture, QKeySequence.StandardKey.Paste)
-        self._action(edit, "&Paste image into sketch", self.paste_image, "Ctrl+Shift+V")
+        self._action(edit, "Paste image into s&ketch", self.paste_image, "Ctrl+Shift+V")
         self._action(edit, "&Clear sketch", self.canvas.clear)
+        self._action(edit, "E&xtend picture (outpaint)…", self.inpaint.ask_outpaint)
         edit.addSeparator()
         self._action(edit, "Insert &LoRA or embedding…", self.show_networks, "Ctrl+L")
         view = self.menuBar().addMenu("&View")
@@ -264,6 +275,7 @@ class MainWindow(QMainWindow):
         self.library_state.entries_changed.connect(self.controls.set_library_entries)
         self.controls.networks_button.clicked.connect(self.show_networks)
         self.library_state.opened_changed.connect(self._load_last_model_once_known)
+        self.library_state.scanned_changed.connect(self._load_last_model_once_known)
         self.downloads.finished.connect(self._on_downloaded)
         self.downloads.failed.connect(lambda _, message: self.show_error(message))
         self.model.name_changed.connect(self._sync_welcome)
@@ -283,6 +295,7 @@ class MainWindow(QMainWindow):
         self.gallery.image_chosen.connect(self.preview.set_image)
         self.gallery.parameters_chosen.connect(self.restore_parameters)
         self.gallery.sketch_chosen.connect(self.use_as_sketch)
+        self.gallery.inpaint_chosen.connect(self.inpaint.inpaint)
         self.gallery.message.connect(self.show_error)
         self.gallery.notice.connect(lambda m: self.statusBar().showMessage(m, 5000))
         self.gallery.folder_not_opened.connect(self._folder_not_opened)
@@ -291,12 +304,17 @@ class MainWindow(QMainWindow):
         self.canvas.file_dropped.connect(self.open_dropped)
         self._connect_pictures()
         self.sketch_store.track("sketch", self.canvas.image, self.canvas.changed)
+        self.sketch_store.track("mask", self.canvas.mask_for_store, self.canvas.mask_changed)
+        self.params.mode_changed.connect(self.inpaint.sync_mode)
+        self.inpaint.sync_mode(self.params.mode)
+        self.sketch.mask_bar.extend_requested.connect(self.inpaint.ask_outpaint)
+        self.sketch.mask_bar.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.sketch_store.restored.connect(self._restore_layer)
         self.sketch_store.damaged.connect(lambda m: self.statusBar().showMessage(m, 15000))
         self.sketch_store.failed.connect(lambda m: self.statusBar().showMessage(m, 15000))
         self.sketch_store.restore()
         self.canvas.history_changed.connect(self._sync_history)
-        self._loader.loaded.connect(lambda _, image: self.use_as_sketch(image))
+        self._loader.loaded.connect(self._on_image_loaded)
         self._loader.failed.connect(lambda _, message: self.show_error(message))
         self._sync_history()
         self._sync_welcome()
@@ -308,6 +326,7 @@ class MainWindow(QMainWindow):
         offers = self.picture_offers
         offers.parameters_chosen.connect(self.restore_fields)
         offers.sketch_chosen.connect(self.use_as_sketch)
+        offers.inpaint_chosen.connect(self.inpaint.inpaint)
         offers.message.connect(self.show_error)
         offers.notice.connect(lambda m: self.statusBar().showMessage(m, 5000))
         self.gallery_service.notice.connect(lambda m: self.statusBar().showMessage(m, 15000))
@@ -348,7 +367,8 @@ class MainWindow(QMainWindow):
         self.preview_stack.setCurrentWidget(page)
 
     def _sync_canvas_size(self, *_: object) -> None:
-        self.canvas.set_canvas_size(self.params.width, self.params.height)
+        if not self.inpaint.following:  # the size follows a picture taken in: not the reverse
+            self.canvas.set_canvas_size(self.params.width, self.params.height)
 
     def _sync_history(self) -> None:
         self.undo_action.setEnabled(self.canvas.can_undo())
@@ -376,8 +396,12 @@ class MainWindow(QMainWindow):
                 "to find or download one."
             )
             return None
-        sketch = self.canvas.to_array() if self.params.mode == SKETCH else None
-        request = self.params.make_request(init_image=sketch)
+        sketch = self.canvas.to_array() if self.params.mode in (SKETCH, INPAINT) else None
+        request = self.params.make_request(sketch, self.inpaint.request_mask())
+        problem = self.inpaint.problem(request)  # e.g. an empty mask: nothing to repaint
+        if problem:
+            self.show_error(problem)
+            return None
         return self.controller.generate(request, self.gallery_dir)
 
     def _on_image(self, job_id: int, image: FinishedImage) -> None:
@@ -407,13 +431,20 @@ class MainWindow(QMainWindow):
     def _load_last_model_once_known(self, *_: object) -> None:
         if not (self._load_last_model and self.library_state.opened):
             return
-        self._load_last_model = False
         # Settings of version 0.1 kept the last model; the library (shared with the CLI) now does.
         last_model = self.library_state.last_model or self.settings.last_model
+        if not last_model:  # a fresh computer: the built-in demo, if it is the only model
+            if not self.library_state.scanned:
+                return  # the first scan tells
+            last_model = demo_to_start(self.library_state.entries) or ""
+        self._load_last_model = False
         if last_model and not (self.model.name or self.model.loading):
             self.load_model(last_model)
 
     def _remember_model(self, path: str) -> None:
+        if is_builtin(self.library_state.entries, path):
+            self.statusBar().showMessage(DEMO_NOTE, 30000)
+            return  # not "the last model": one installed later must be the next default
         self.library.remember(path)
         self.settings.last_model = ""  # moved to the library
 
@@ -443,6 +474,7 @@ class MainWindow(QMainWindow):
             browser = GalleryBrowser(self.gallery_service, self.services.reveal, parent=self)
             browser.parameters_chosen.connect(self.restore_parameters)
             browser.sketch_chosen.connect(self.use_as_sketch)
+            browser.inpaint_chosen.connect(self.inpaint.inpaint)
             self.gallery_browser = browser
         if self.gallery_browser.isVisible():  # open behind the window: bring it to the front
             self.gallery_browser.raise_()
@@ -472,6 +504,18 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open image to sketch", "", IMAGE_FILTER)
         if path:
             self.load_image_file(path)
+
+    def open_image_to_inpaint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image to inpaint", "", IMAGE_FILTER)
+        if path:
+            self._loader.load("inpaint", path)
+
+    def _on_image_loaded(self, purpose: object, image: QImage) -> None:
+        # "sketch": Load…, File › Open, a drop on the canvas: for the mode the canvas is in.
+        if purpose == "inpaint":
+            self.inpaint.inpaint(image)
+        else:
+            self.inpaint.take(image)
 
     def open_dropped(self, path: str) -> None:
         """A dropped model is loaded at once: dropping it is a clear choice, and the model
@@ -510,6 +554,8 @@ class MainWindow(QMainWindow):
         # Not over a drawing begun in the moment the file took to read.
         if layer == "sketch" and not self.canvas.can_undo():
             self.canvas.restore(image)
+        elif layer == "mask" and not self.canvas.can_undo():
+            self.canvas.restore_mask(mask_from_picture(image))
 
     def load_image_file(self, path: str) -> None:
         self._loader.load("sketch", path)  # decoded off the GUI thread
@@ -519,7 +565,7 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.show_error("The clipboard holds no image to paste.")
         else:
-            self.use_as_sketch(image)
+            self.inpaint.take(image)  # the sketch, or the picture to inpaint in Inpaint mode
 
     def use_as_sketch(self, image: QImage) -> None:
         self.pictures.show_sketch()
@@ -531,7 +577,7 @@ class MainWindow(QMainWindow):
         if image is None:
             self.show_error("There is no result yet to use as the sketch.")
         else:
-            self.use_as_sketch(image)
+            self.inpaint.take(image)  # in Inpaint mode: inpaint the result
 
     def save_canvas(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save sketch", "sketch.png", "PNG (*.png)")
@@ -549,10 +595,16 @@ class MainWindow(QMainWindow):
         self.restore_fields(request_from_parameters(parse_parameters(text)))
 
     def restore_fields(self, fields: Mapping[str, object]) -> None:
-        """Put a picture's parameters into the controls, and its mode: a denoising strength
-        means it was made from another picture (Sketch to image), none means from text."""
+        """Put a picture's parameters into the controls, and its mode: inpaint settings mean
+        it was inpainted, a denoising strength that it was made from another picture (Sketch to
+        image), neither that it was made from text."""
         self.params.update(dict(fields))
-        self.params.mode = SKETCH if fields.get("strength") is not None else TXT2IMG
+        if any(name in fields for name in INPAINT_FIELDS):
+            self.params.mode = INPAINT
+        else:
+            self.params.mode = SKETCH if fields.get("strength") is not None else TXT2IMG
+        # A hires factor means a hires pass (engine.parameters reads one only from such texts).
+        self.params.hires_fix = "hires_scale" in fields and fields["hires_scale"] != 1.0
         self.statusBar().showMessage("Settings restored from the picture.", 5000)
 
     def open_gallery_folder(self) -> None:
@@ -620,6 +672,7 @@ class MainWindow(QMainWindow):
             save_settings(self.settings, self.settings_path)
         except OSError as exc:
             print(f"latentdesk: settings not saved: {exc}")
+        self.sketch.mask_bar.ops.wait()  # a mask operation (grow, feather) ends first
         try:
             self.sketch_store.flush()
         except OSError as exc:

@@ -14,10 +14,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.samplers import DEFAULT_SAMPLER, sampler_ids
+from engine.samplers import DEFAULT_SAMPLER, sampler_ids, schedule_ids
 
 SAMPLERS = sampler_ids()  # ids of engine.samplers.CATALOGUE: names, defaults, costs are there
-SCHEDULES = ("normal", "karras")
+SCHEDULES = schedule_ids()  # ids of engine.samplers.SCHEDULE_CATALOGUE
 
 # Limits checked before any work starts (see engine.validate).
 MIN_SIZE, MAX_SIZE = 64, 2048
@@ -31,6 +31,7 @@ MASKED_CONTENT = ("original", "fill", "latent_noise", "latent_nothing")
 INPAINT_AREAS = ("whole", "masked")
 VAE_TILING = ("auto", "on", "off")
 HIRES_UPSCALERS = ("latent", "lanczos")
+MAX_HIRES_SCALE = 4.0  # as A1111's "Upscale by" slider
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class GenerationRequest:
     guidance_scale: float = 7.0
     seed: int | None = None  # None: a random seed, reported back in the result
     sampler: str = DEFAULT_SAMPLER
-    schedule: str = "karras"  # ignored by samplers without a schedule (DDIM, PLMS)
+    schedule: str = "karras"  # SCHEDULES; ignored by samplers without one (DDIM, PLMS)
     batch_size: int = 1  # images per UNet batch (--n_samples)
     batch_count: int = 1  # batches run one after another (--n_iter)
     init_image: np.ndarray | None = field(default=None, compare=False, repr=False)

@@ -1,4 +1,6 @@
-"""`latentdesk-cli txt2img|img2img|models`: the reference scripts' flags on our engine.
+"""`latentdesk-cli txt2img|img2img|models|doctor|info|gallery`: the reference scripts' flags on
+our engine, plus the model library, a system report, and the gallery (any picture's parameters,
+search).
 
 Every error a user can cause prints one line and exits 1; Ctrl+C stops at the next step, writes
 no partial file and exits 130. Mistakes in the arguments, the model name or the values are
@@ -10,17 +12,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from engine.api import MAX_SEED, SAMPLERS, SCHEDULES, GenerationRequest, ImageEvent
+from engine.api import (
+    HIRES_UPSCALERS,
+    MAX_HIRES_SCALE,
+    MAX_SEED,
+    SAMPLERS,
+    SCHEDULES,
+    VAE_TILING,
+    GenerationRequest,
+    ImageEvent,
+)
 from engine.cli_doctor import add_doctor_parser, run_doctor
 from engine.cli_gallery import add_gallery_parser, run_gallery
 from engine.cli_info import add_info_parser, run_info
@@ -29,12 +42,14 @@ from engine.cli_models import (
     EXIT_INTERRUPTED,
     add_models_parser,
     checkpoint_for,
+    native_size,
     open_library,
     remember_model,
     run_models,
 )
 from engine.cli_progress import ERASE_REST, StepProgress
 from engine.errors import Cancelled, EngineError
+from engine.inpaint.cli_args import add_inpaint_flags, with_mask_args
 from engine.samplers import CATALOGUE, DEFAULT_SAMPLER, sampler_info
 from engine.validate import validate_request
 
@@ -109,8 +124,9 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         p.add_argument(
             flag,
             type=int,
-            default=getattr(d, side),
-            help=f"{side} in pixels, a multiple of 8 (default: %(default)s)",
+            default=None,
+            help=f"{side} in pixels, a multiple of 8 (default: {getattr(d, side)}); for a model "
+            "whose file names its native size, as the built-in demo's, that size",
         )
     p.add_argument(
         "--n_samples",
@@ -140,7 +156,7 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         "--schedule",
         choices=SCHEDULES,
         default=None,
-        help=f"(default: {d.schedule}; ddim and plms ignore it)",
+        help="(default: karras; lcm for --sampler lcm; ddim and plms ignore it)",
     )
     p.add_argument(
         "--no-sgm-noise",
@@ -163,6 +179,13 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         "faster, else float32)",
     )
     p.add_argument(
+        "--vae-tiling",
+        choices=VAE_TILING,
+        default=DEFAULTS.vae_tiling,
+        help="decode (and encode) big pictures in tiles, the same picture in less memory; "
+        "auto: when the picture is large for the memory at hand (default: %(default)s)",
+    )
+    p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda, then mps, cpu)"
     )
     p.add_argument(
@@ -170,6 +193,8 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
         action="store_true",
         help="print a JSON summary on stdout, and no progress line on stderr",
     )
+    if mode == "txt2img":
+        _add_hires(p)
     if mode == "img2img":
         p.add_argument("--init-img", required=True, type=Path, help="the starting image")
         p.add_argument(
@@ -178,13 +203,46 @@ def _add_common(p: argparse.ArgumentParser, mode: str) -> None:
             default=d.strength,
             help="0 keeps it, 1 ignores it (default: %(default)s)",
         )
+        add_inpaint_flags(p)  # --mask and its options (engine.inpaint.cli_args)
+
+
+def _add_hires(p: argparse.ArgumentParser) -> None:
+    """A1111's hires fix (txt2img only): make the picture at --W x --H, upscale it, then
+    img2img at the larger size."""
+    d = DEFAULTS
+    p.add_argument(
+        "--hires-scale",
+        type=float,
+        default=d.hires_scale,
+        help=f"hires fix: upscale the picture by this factor, up to {MAX_HIRES_SCALE:g}, and "
+        "refine it at that size (default: %(default)s, no hires pass)",
+    )
+    p.add_argument(
+        "--hires-steps",
+        type=int,
+        default=d.hires_steps,
+        help="steps of the hires pass (default: %(default)s, as many as --steps)",
+    )
+    p.add_argument(
+        "--hires-denoise",
+        type=float,
+        default=d.hires_denoise,
+        help="denoising strength of the hires pass, 0 to 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hires-upscaler",
+        choices=HIRES_UPSCALERS,
+        default=d.hires_upscaler,
+        help="latent: interpolate the latents; lanczos: resize the decoded picture "
+        "(default: %(default)s)",
+    )
 
 
 def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationRequest]:
     sampler = "plms" if args.plms else (args.sampler or DEFAULT_SAMPLER)
     info = sampler_info(sampler)
-    # DDIM and PLMS ignore the schedule; "normal" is the one closest to their timesteps.
-    schedule = args.schedule or ("karras" if info.uses_schedule else "normal")
+    # The sampler's own default: "karras", "lcm" for LCM; DDIM and PLMS ignore it.
+    schedule = args.schedule or info.default_schedule
     steps = args.steps if args.steps is not None else info.default_steps
     prompts = _prompts(args)
     seed = _seed(args.seed)
@@ -192,8 +250,9 @@ def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationR
         GenerationRequest(
             prompt=prompt,
             negative_prompt=args.negative_prompt,
-            width=args.W,
-            height=args.H,
+            # Not given: the model's native size replaces these (sized_for_model).
+            width=DEFAULTS.width if args.W is None else args.W,
+            height=DEFAULTS.height if args.H is None else args.H,
             steps=steps,
             guidance_scale=args.scale,
             seed=seed,
@@ -207,6 +266,12 @@ def requests_from_args(args: argparse.Namespace, init_image) -> list[GenerationR
             clip_skip=args.clip_skip,
             sgm_noise=args.sgm_noise,
             preview_every=0,
+            vae_tiling=args.vae_tiling,
+            # img2img has no hires flags: the request's defaults (no hires pass).
+            hires_scale=getattr(args, "hires_scale", DEFAULTS.hires_scale),
+            hires_steps=getattr(args, "hires_steps", DEFAULTS.hires_steps),
+            hires_denoise=getattr(args, "hires_denoise", DEFAULTS.hires_denoise),
+            hires_upscaler=getattr(args, "hires_upscaler", DEFAULTS.hires_upscaler),
         )
         for prompt in prompts
     ]
@@ -266,6 +331,7 @@ def run(args: argparse.Namespace, cancel: threading.Event, summary: dict) -> Non
     summary["seed"] = requests[0].seed
     library = open_library()
     ckpt = checkpoint_for(args.ckpt, library)
+    requests = sized_for_model(args, ckpt, requests)
     # A terminal shows one line of progress; --json promises output free of it.
     progress = StepProgress(sys.stderr, prompt_count=len(requests), shown=not args.json)
     try:
@@ -299,10 +365,25 @@ def checked_requests(args: argparse.Namespace) -> list[GenerationRequest]:
 
     check_prompt_given(args)
     init_image = load_image(args.init_img) if args.mode == "img2img" else None
-    requests = requests_from_args(args, init_image)
+    requests = with_mask_args(args, requests_from_args(args, init_image))
     for request in requests:
         validate_request(request)
     return requests
+
+
+def sized_for_model(
+    args: argparse.Namespace, ckpt: Path, requests: list[GenerationRequest]
+) -> list[GenerationRequest]:
+    """Without --W/--H, the model's native size when its file names one (the demo's)."""
+    size = native_size(ckpt)
+    if not size or (args.W is not None and args.H is not None):
+        return requests
+    width = size if args.W is None else args.W
+    height = size if args.H is None else args.H
+    sized = [replace(r, width=width, height=height) for r in requests]
+    for request in sized:
+        validate_request(request)
+    return sized
 
 
 def _load_engine(
@@ -417,7 +498,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     _print_summary(args, summary, start, cancelled=False)
+    if argv is None:  # a process of its own (the installed script, python -m engine.cli)
+        _end_process(0)
     return 0
+
+
+def _end_process(code: int) -> NoReturn:
+    """End a finished generation now: Python's own shutdown would free the model tensor by
+    tensor and tear down torch's thousands of modules, about a second (measured on 2 cores)
+    with nothing left to do. Every file is written and closed by then; the streams are flushed
+    here."""
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError):  # a closed pipe (`| head`): nothing more can reach it anyway
+            stream.flush()
+    os._exit(code)
 
 
 def _print_summary(args: argparse.Namespace, summary: dict, start: float, cancelled: bool) -> None:

@@ -43,6 +43,10 @@ NO_MODEL_ADVICE = (
     "No Stable Diffusion model found on this computer: get one with "
     f"`latentdesk-cli models download {DEFAULT_PRESET}`, or pass --ckpt PATH."
 )
+USING_DEMO = (
+    "No model given and none installed: using the built-in demo (shapes) — real pictures need "
+    f"a real checkpoint: latentdesk-cli models download {DEFAULT_PRESET}"
+)
 
 KIND_TITLES = {
     "checkpoint": "Checkpoints",
@@ -111,8 +115,9 @@ def open_library() -> ModelLibrary:
 
 
 def checkpoint_for(ckpt: str | None, library: ModelLibrary) -> Path:
-    """The file ``--ckpt`` names: a path, or the name of a model in the library. Without
-    ``--ckpt``: the model used last, else the only usable one."""
+    """The file ``--ckpt`` names: a path, or the name of a model in the library (``demo``:
+    the built-in demo). Without ``--ckpt``: the model used last, else the only usable one,
+    else the built-in demo (said on stderr)."""
     if ckpt is None:
         return _default_checkpoint(library)
     path = Path(ckpt).expanduser()
@@ -133,7 +138,12 @@ def _default_checkpoint(library: ModelLibrary) -> Path:
     last = library.last_model  # "" when none
     if last and Path(last).exists():
         return Path(last)
-    usable = [entry for entry in library.scan().entries if entry.usable]
+    entries = library.scan().entries
+    usable = [entry for entry in entries if entry.usable and not entry.builtin]
+    demo = [entry for entry in entries if entry.usable and entry.builtin]
+    if not usable and demo:
+        print(USING_DEMO, file=sys.stderr)
+        return Path(demo[0].path)
     if not usable:
         raise NoModelError(NO_MODEL_ADVICE)
     if len(usable) > 1:
@@ -144,11 +154,23 @@ def _default_checkpoint(library: ModelLibrary) -> Path:
 
 
 def remember_model(library: ModelLibrary, path: Path) -> None:
-    """Make ``path`` the default for the next run without --ckpt (and the app's next start)."""
+    """Make ``path`` the default for the next run without --ckpt (and the app's next start).
+    The built-in demo is not remembered: a model installed later must become the default."""
+    if library.is_builtin(path):
+        return
     try:
         library.last_model = str(path.absolute())
     except LibraryError as e:  # an unwritable settings folder must not stop the generation
         print(f"note: the model is not remembered for next time: {e}", file=sys.stderr)
+
+
+def native_size(path: Path) -> int:
+    """The size a model was trained at, when its file says (the demo's metadata does); 0 when
+    not. Read from the header: no torch."""
+    from engine.family import SD1
+    from engine.loading.file_metadata import read_metadata
+
+    return read_metadata(path, SD1.latent_channels).native_size if path.is_file() else 0
 
 
 def unusable_reason(entry: LibraryEntry) -> str:
@@ -235,6 +257,11 @@ def _skipped_lines(result: ScanResult) -> list[str]:
 def _summary_line(result: ScanResult) -> str:
     usable = sum(entry.usable for entry in result.entries)
     found = f"{len(result.entries)} file(s) found, {usable} usable checkpoint(s)"
+    if usable and not any(entry.usable and not entry.builtin for entry in result.entries):
+        found += (
+            " (the built-in demo only: real pictures need a real checkpoint, "
+            f"`latentdesk-cli models download {DEFAULT_PRESET}`)"
+        )
     if not result.entries:
         found = NO_MODEL_ADVICE
     return f"\n{found} (scan took {result.seconds:.2f} s)"

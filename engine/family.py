@@ -2,7 +2,7 @@
 
 The loader, the pipeline, the schedules and the previews read these descriptors instead of
 restating constants, so a new family is a new descriptor plus the code that really differs.
-Importing this module is cheap: torch and transformers are imported only when a builder runs.
+Importing this module is cheap: torch is imported only when a builder runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from engine.text.encoder import TextEncoder
 
 Shapes = Mapping[str, tuple[int, ...]]
-LatentRGB = tuple[tuple[float, float, float], ...]
+RGB = tuple[float, float, float]
+LatentRGB = tuple[RGB, ...]
 TextEncoderBuilder = Callable[
     [Mapping[str, "torch.Tensor"], "torch.device", "torch.dtype"], "TextEncoder"
 ]
@@ -50,6 +51,9 @@ class ModelFamily:
     unet_heads: int  # attention heads per transformer: the shapes only give the total width
     build_text_encoder: TextEncoderBuilder  # (state dict without prefix, device, dtype)
     matches_unet: Callable[[Shapes], bool]  # UNet shapes (keys without unet_prefix)
+    # Added to the preview's RGB: SD's factors need none; factors fitted with an intercept
+    # (a model's own, from its file's metadata: engine.loading.file_metadata) do.
+    latent_rgb_bias: RGB = (0.0, 0.0, 0.0)
 
     @property
     def inpainting_in_channels(self) -> int:
@@ -67,7 +71,7 @@ class ModelFamily:
 def _build_clip_text_encoder(
     sd: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype
 ) -> TextEncoder:
-    from engine.text.encoder import TextEncoder  # transformers: only when a model loads
+    from engine.text.encoder import TextEncoder  # torch: only when a model loads
 
     return TextEncoder.from_state_dict(sd, device=device, dtype=dtype)
 

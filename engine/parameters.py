@@ -37,8 +37,25 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from engine.api import MAX_CLIP_SKIP, MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
-from engine.samplers import find_sampler, sampler_ids, sampler_info
+from engine.api import (
+    MAX_CLIP_SKIP,
+    MAX_GUIDANCE,
+    MAX_HIRES_SCALE,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+)
+from engine.hires import RESIZE_KEY, STEPS_KEY, UPSCALE_KEY, UPSCALER_KEY, upscaler_from_display
+from engine.inpaint.settings import inpaint_fields
+from engine.samplers import (
+    find_sampler,
+    find_schedule,
+    sampler_ids,
+    sampler_info,
+    schedule_ids,
+    schedule_info,
+)
 
 NEGATIVE_MARKER = "Negative prompt:"
 # A1111 writes this key, always as "True", when its "SGM noise multiplier" option scaled the
@@ -88,8 +105,6 @@ KNOWN_KEYS = frozenset(
 _KEY_RE = re.compile(r"\w[\w \-/().+]*")
 # A key at the start of a segment: the key, optional spaces, then the colon.
 _KEYED_SEGMENT_RE = re.compile(r"(\w[\w \-/().+]*?)\s*:")
-
-_SCHEDULE_NAMES = {"normal": "Normal", "karras": "Karras"}
 
 
 @dataclass(frozen=True)
@@ -276,14 +291,16 @@ def sampler_from_display(name: str) -> str | None:
 
 
 def schedule_display_name(name: str) -> str:
-    """ "karras" -> "Karras", "normal" -> "Normal"; unknown ids unchanged."""
-    return _SCHEDULE_NAMES.get(name, name)
+    """ "karras" -> "Karras", "sgm_uniform" -> "SGM Uniform" (A1111's labels); unknown ids
+    unchanged."""
+    return schedule_info(name).display_name if name in schedule_ids() else name
 
 
 def schedule_from_display(name: str) -> str | None:
-    """ "Karras" -> "karras", "Normal" -> "normal"; anything else (e.g. "Automatic") -> None."""
-    wanted = name.strip().casefold()
-    return wanted if wanted in _SCHEDULE_NAMES else None
+    """ "Karras" -> "karras", "SGM Uniform" or "SGMUniform" -> "sgm_uniform"; a schedule we do
+    not have (e.g. "Automatic", "Exponential") -> None."""
+    info = find_schedule(name)
+    return info.id if info is not None else None
 
 
 # --- back to a request -----------------------------------------------------------------------
@@ -300,7 +317,9 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     _put(fields, "steps", _int_in(settings.get("Steps"), 1, MAX_STEPS))
     _put(fields, "guidance_scale", _float_in(settings.get("CFG scale"), 0.0, MAX_GUIDANCE))
     _put(fields, "seed", _int_in(settings.get("Seed"), 0, MAX_SEED))
-    _put(fields, "strength", _float_in(settings.get("Denoising strength"), 0.0, 1.0))
+    # A hires picture's "Denoising strength" is its hires pass's (A1111's txt2img), not img2img's.
+    strength = "hires_denoise" if _is_hires(settings) else "strength"
+    _put(fields, strength, _float_in(settings.get("Denoising strength"), 0.0, 1.0))
     _put(fields, "clip_skip", _int_in(settings.get("Clip skip"), 1, MAX_CLIP_SKIP))
     sampler_name = settings.get("Sampler", "")
     _put(fields, "sampler", sampler_from_display(sampler_name))
@@ -314,6 +333,9 @@ def request_from_parameters(params: Parameters) -> dict[str, object]:
     fields.update(_size_of(settings.get("Size")))
     if settings:  # a bare prompt says nothing about the noise: keep the request's
         fields["sgm_noise"] = _sgm_noise_of(settings)
+    if _is_hires(settings):
+        fields.update(_hires_of(settings))
+    fields.update(inpaint_fields(settings))  # "Mask blur", "Masked content", ...
     return fields
 
 
@@ -342,6 +364,41 @@ def _sgm_noise_of(settings: dict[str, str]) -> bool:
     if value is not None:
         return value.strip().casefold() == "true"
     return settings.get("Version", "").strip() == LEGACY_VERSION
+
+
+def _is_hires(settings: dict[str, str]) -> bool:
+    """Whether the picture had A1111's hires fix (as its own check when pasting parameters)."""
+    return any(key in settings for key in (UPSCALE_KEY, UPSCALER_KEY, RESIZE_KEY))
+
+
+def _hires_of(settings: dict[str, str]) -> dict[str, object]:
+    """hires_scale, hires_steps and hires_upscaler of a hires picture (hires_denoise is read
+    with "Denoising strength"). A1111 leaves out "Hires steps" when 0 (as many as Steps) and
+    "Hires upscaler" when it used its default, "Latent". Its other upscalers are left out."""
+    fields: dict[str, object] = {}
+    _put(fields, "hires_scale", _hires_scale_of(settings))
+    _put(fields, "hires_steps", _int_in(settings.get(STEPS_KEY, "0"), 0, MAX_STEPS))
+    _put(fields, "hires_upscaler", upscaler_from_display(settings.get(UPSCALER_KEY, "Latent")))
+    return fields
+
+
+def _hires_scale_of(settings: dict[str, str]) -> float | None:
+    """ "Hires upscale", or the factor of a "Hires resize" (A1111's target size, a side 0 when
+    it keeps the aspect ratio) to "Size" when both sides scale alike."""
+    if UPSCALE_KEY in settings:
+        return _float_in(settings[UPSCALE_KEY], 1.0, MAX_HIRES_SCALE)
+    target, size = _pair(settings.get(RESIZE_KEY)), _pair(settings.get("Size"))
+    if target is None or size is None or not all(size):
+        return None
+    factors = [t / s for t, s in zip(target, size, strict=True) if t]
+    if not factors or max(factors) - min(factors) > 0.01:
+        return None
+    return _float_in(str(round(factors[0], 2)), 1.0, MAX_HIRES_SCALE)
+
+
+def _pair(text: str | None) -> tuple[int, int] | None:
+    match = re.fullmatch(r"\s*(\d{1,5})\s*x\s*(\d{1,5})\s*", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _put(fields: dict[str, object], name: str, value: object) -> None:

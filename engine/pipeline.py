@@ -7,6 +7,7 @@ image's latent noised to that step's sigma. (A1111 runs one step more.)
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import threading
@@ -26,7 +27,10 @@ from engine.api import (
     StepCallback,
     StepEvent,
 )
-from engine.errors import Cancelled, NumericalError, UnsupportedModelError
+from engine.errors import Cancelled, NumericalError
+from engine.hires import hires_applies, hires_settings, hires_steps_run, hires_target_size
+from engine.hires_pass import HiresPass
+from engine.inpaint.job import InpaintJob
 from engine.loading.build import ModelBundle
 from engine.parameters import (
     SGM_NOISE_KEY,
@@ -39,9 +43,10 @@ from engine.prompts.resources import PromptResources
 from engine.samplers import sampler_info
 from engine.sampling.denoiser import CFGDenoiser, UNetDenoiser
 from engine.sampling.noise import NoiseSource
-from engine.sampling.registry import SAMPLER_FUNCTIONS
+from engine.sampling.registry import SAMPLER_FUNCTIONS, sampler_options
 from engine.sampling.schedules import get_sigmas
 from engine.text.prompt_conditioning import encode_prompt_pair
+from engine.vae_memory import decode_latents, encode_pixels
 
 IMG2IMG_CONVENTION = "diffusers"
 
@@ -68,13 +73,6 @@ def generate(
 ) -> GenerationResult:
     """Run a request that ``engine.validate.validate_request`` accepted (the Engine checks it
     once, before any work). ``resources``: the files (embeddings) a prompt may name."""
-    if bundle.inpainting:
-        family = bundle.family
-        raise UnsupportedModelError(
-            f"This is an inpainting checkpoint ({family.inpainting_in_channels}-channel UNet). "
-            "It loads, but generating with it is not supported yet: load a regular "
-            f"{family.display_name} checkpoint for txt2img and img2img."
-        )
     run = _Run(bundle, request, label, on_step, on_image, cancel or threading.Event(), job_id)
     run.resources = resources or PromptResources()
     return run.execute()
@@ -113,6 +111,10 @@ class _Run:
         self.alphas_cumprod = bundle.family.alphas_cumprod()
         self.resources = PromptResources()
         self.ti_hashes = ""  # A1111's "TI hashes" of the embeddings the prompts used
+        # Hires fix: a second pass at the larger size after each batch (engine.hires).
+        self.hires = HiresPass(self) if hires_applies(request) else None
+        # A mask, or a 9-channel inpainting UNet: engine.inpaint.job (None for neither).
+        self.inpaint = InpaintJob.for_request(bundle, request)
 
     def execute(self) -> GenerationResult:
         req = self.req
@@ -121,19 +123,24 @@ class _Run:
             t0 = time.perf_counter()
             denoiser = self._conditioned_denoiser()
             init_latent = self._encode_init_image() if req.init_image is not None else None
+            if self.inpaint is not None:
+                denoiser = self.inpaint.attach(denoiser, init_latent, self._encode_pixels)
             self.timings["encode"] = time.perf_counter() - t0
             for b in range(req.batch_count):
                 batch_seeds = seeds[b * req.batch_size : (b + 1) * req.batch_size]
                 self._run_batch(denoiser, init_latent, batch_seeds, b)
         self.timings["total"] = time.perf_counter() - self.start
-        return GenerationResult(self.job_id, req, tuple(self.images), dict(self.timings))
+        notes = self.inpaint.notes if self.inpaint is not None else ()
+        return GenerationResult(self.job_id, req, tuple(self.images), dict(self.timings), notes)
 
     # -- conditioning -------------------------------------------------------------------------
-    def _conditioned_denoiser(self) -> CFGDenoiser:
+    def _conditioned_denoiser(self, steps: int | None = None) -> CFGDenoiser:
         """Prompts with emphasis, embeddings and editing: scheduled over the steps that run
-        (img2img: its own steps), each distinct text encoded once."""
+        (img2img: its own steps; ``steps``: a hires pass's), each distinct text encoded once."""
         req, bundle = self.req, self.bundle
-        steps = img2img_steps(req) if req.init_image is not None else req.steps
+        hires = steps is not None
+        if steps is None:
+            steps = img2img_steps(req) if req.init_image is not None else req.steps
         prompts = encode_prompt_pair(
             bundle.text_encoder,
             req.prompt,
@@ -145,17 +152,29 @@ class _Run:
         self.ti_hashes = prompts.ti_hashes
         family = bundle.family
         base = UNetDenoiser(bundle.unet, self.alphas_cumprod, family.prediction, bundle.dtype)
-        return CFGDenoiser(base, prompts.cond, prompts.uncond, req.guidance_scale)
+        denoiser = CFGDenoiser(base, prompts.cond, prompts.uncond, req.guidance_scale)
+        if hires and self.inpaint is not None:  # a 9-channel UNet needs its channels there too
+            width, height = hires_target_size(req)
+            denoiser = self.inpaint.plain(denoiser, width, height, self._encode_pixels)
+        return denoiser
 
     def _encode_init_image(self) -> torch.Tensor:
         from engine.images import fit_image
 
-        req, bundle = self.req, self.bundle
+        req = self.req
         assert req.init_image is not None
-        pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
+        pixels = self.inpaint.picture if self.inpaint is not None else None  # inpainting's
+        if pixels is None:
+            pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
-        x = (x / 255.0 * 2.0 - 1.0).to(bundle.device, bundle.vae_dtype)  # (1, 3, H, W)
-        return bundle.vae.encode(x).float() * bundle.family.latent_scale  # (1, C, h, w)
+        return self._encode_pixels(x / 255.0 * 2.0 - 1.0)  # (1, C, h, w)
+
+    def _encode_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, 3, H, W) pixels in [-1, 1] -> (1, C, h, w) scaled latents (posterior mean)."""
+        bundle = self.bundle
+        x = x.to(bundle.device, bundle.vae_dtype)
+        latent = encode_pixels(bundle.vae, x, self.req.vae_tiling)  # tiled when large
+        return latent.float() * bundle.family.latent_scale
 
     # -- sampling -----------------------------------------------------------------------------
     def _run_batch(self, denoiser, init_latent, seeds, batch_index) -> None:
@@ -174,13 +193,23 @@ class _Run:
         else:
             sigmas = sigmas[req.steps - img2img_steps(req) :]
             x = init_latent.expand(len(seeds), -1, -1, -1) + noise * sigmas[0]
+        if self.inpaint is not None:
+            fill = functools.partial(noise_source.sample, shape, bundle.device)  # "latent noise"
+            x = self.inpaint.start(x, noise, float(sigmas[0]), fill)
         t0 = time.perf_counter()
-        latents = self._sample(denoiser, x, sigmas, noise_source, batch_index)
+        total = len(sigmas) - 1 + hires_steps_run(req)  # a hires pass's steps follow
+        latents = self._sample(denoiser, x, sigmas, noise_source, batch_index, 0, total)
+        if self.inpaint is not None:
+            latents = self.inpaint.finish(latents)
+        if self.hires is not None:
+            latents = self.hires.sample(latents, noise_source, batch_index)
         self.timings["sample"] += time.perf_counter() - t0
         self._check_cancel()  # a cancel during the last step skips the decode
         for i, seed in enumerate(seeds):
             t0 = time.perf_counter()
             pixels = self._decode(latents[i : i + 1])
+            if self.inpaint is not None:  # the untouched pixels back exactly as they were
+                pixels = self.inpaint.paste(pixels)
             self.timings["decode"] += time.perf_counter() - t0
             self._finish_image(GeneratedImage(pixels, seed, self._parameters(seed)))
 
@@ -198,19 +227,26 @@ class _Run:
         (variance-preserving) space, which is our sqrt(1 + sigma_max**2) start."""
         return self.req.init_image is None and sampler_info(self.req.sampler).uses_schedule
 
-    def _sample(self, denoiser, x, sigmas, noise_source, batch_index) -> torch.Tensor:
+    def _sample(
+        self, denoiser, x, sigmas, noise_source, batch_index, done=0, total=0
+    ) -> torch.Tensor:
+        """Steps are reported as done + 1 ... of ``total`` (default: these steps)."""
         steps = len(sigmas) - 1
+        total = total or done + steps
         if steps == 0:
             return x
         sampler = SAMPLER_FUNCTIONS[self.req.sampler]
-        opts = {"eta": self.req.eta} if sampler_info(self.req.sampler).takes_eta else {}
+        req = self.req
+        opts = sampler_options(req.sampler, eta=req.eta, alphas_cumprod=self.alphas_cumprod)
 
         def callback(i: int, denoised: torch.Tensor) -> None:
             self._check_cancel()
-            self._report_step(i + 1, steps, denoised, batch_index)
+            self._report_step(done + i + 1, total, denoised, batch_index)
 
         # The denoiser tells each call's step from its sigma (prompt editing).
         model = denoiser.with_sigmas(sigmas)
+        if self.inpaint is not None:  # a normal model keeps the known latents outside the mask
+            model = self.inpaint.wrap(model)
         x = sampler(model, x, sigmas, callback=callback, noise=noise_source, **opts)
         # Back from the sampler's variance-exploding space when the schedule ends above 0
         # (DDIM/PLMS stop at alphas_cumprod[0], as the reference).
@@ -224,7 +260,8 @@ class _Run:
         if req.preview_decode_every and (step % req.preview_decode_every == 0 or step == total):
             preview = to_uint8_grid(self._decode_tensor(denoised))
         elif req.preview_every and (step % req.preview_every == 0 or step == total):
-            preview = latents_to_rgb(denoised, self.bundle.family.latent_rgb)
+            family = self.bundle.family
+            preview = latents_to_rgb(denoised, family.latent_rgb, family.latent_rgb_bias)
         elapsed = time.perf_counter() - self.start
         event = StepEvent(self.job_id, step, total, elapsed, batch_index, req.batch_count, preview)
         self.on_step(event)
@@ -239,7 +276,8 @@ class _Run:
 
     def _decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (scaled) -> images in [-1, 1], float32, retrying in float32 on NaN/Inf."""
-        return decode_with_fallback(self.bundle, latents / self.bundle.family.latent_scale)
+        z = latents / self.bundle.family.latent_scale
+        return decode_with_fallback(self.bundle, z, self.req.vae_tiling)
 
     def _finish_image(self, image: GeneratedImage) -> None:
         """Keep the image and hand it out at once: a later cancel or error cannot lose it."""
@@ -267,6 +305,10 @@ class _Run:
             settings["Denoising strength"] = req.strength
             settings["Img2img steps"] = f"{img2img_steps(req)} of {req.steps}"
             settings["Img2img convention"] = IMG2IMG_CONVENTION
+        if self.hires is not None:
+            settings.update(hires_settings(req))
+        if self.inpaint is not None:
+            settings.update(self.inpaint.settings())
         if req.clip_skip > 1:
             settings["Clip skip"] = req.clip_skip
         if sampler.takes_eta and req.eta:
@@ -289,14 +331,17 @@ def img2img_steps(request: GenerationRequest) -> int:
     return min(int(request.steps * request.strength), request.steps)
 
 
-def decode_with_fallback(bundle: ModelBundle, z: torch.Tensor) -> torch.Tensor:
-    """VAE decode in the working precision; on NaN/Inf (the SD VAE's known float16 overflow)
-    switch the VAE to float32 for the rest of the session and decode again."""
-    image = bundle.vae.decode(z.to(bundle.vae_dtype))
+def decode_with_fallback(
+    bundle: ModelBundle, z: torch.Tensor, tiling: str = "auto"
+) -> torch.Tensor:
+    """VAE decode in the working precision, tiled as ``tiling`` (VAE_TILING) decides; on NaN/Inf
+    (the SD VAE's known float16 overflow) switch the VAE to float32 for the rest of the session
+    and decode again, deciding the tiling again for float32's larger activations."""
+    image = decode_latents(bundle.vae, z.to(bundle.vae_dtype), tiling)
     if not torch.isfinite(image).all() and bundle.vae_dtype != torch.float32:
         bundle.vae = bundle.vae.float()
         bundle.vae_dtype = torch.float32
-        image = bundle.vae.decode(z.float())
+        image = decode_latents(bundle.vae, z.float(), tiling)
     if not torch.isfinite(image).all():
         # Not the VAE's half-precision overflow: the UNet (or the file) produced NaN/Inf.
         # Say so, rather than saving a black picture.

@@ -7,19 +7,22 @@ import math
 import numpy as np
 import torch
 
-from engine.family import LatentRGB
+from engine.family import RGB, LatentRGB
 
 
-def latents_to_rgb(latents: torch.Tensor, factors: LatentRGB) -> np.ndarray:
+def latents_to_rgb(
+    latents: torch.Tensor, factors: LatentRGB, bias: RGB = (0.0, 0.0, 0.0)
+) -> np.ndarray:
     """(B, C, h, w) x0 estimate (as the sampler sees it) -> (rows*h, cols*w, 3) uint8.
 
-    ``factors`` is the model family's ``latent_rgb``: rows are the C latent channels, columns
-    R, G, B, output in [-1, 1]. A batch is tiled into a near-square grid so the preview shows
-    every image forming.
+    ``factors`` and ``bias`` are the model family's ``latent_rgb`` and ``latent_rgb_bias``:
+    rows are the C latent channels, columns R, G, B, output in [-1, 1]. A batch is tiled into a
+    near-square grid so the preview shows every image forming.
     """
     matrix = torch.tensor(factors, dtype=torch.float32, device=latents.device)  # (C, 3)
+    offset = torch.tensor(bias, dtype=torch.float32, device=latents.device)  # (3,)
     rgb = torch.einsum("bchw,cr->brhw", latents.float(), matrix)  # (B, 3, h, w) in ~[-1, 1]
-    return to_uint8_grid(rgb)
+    return to_uint8_grid(rgb + offset[:, None, None])
 
 
 def to_uint8_grid(images: torch.Tensor) -> np.ndarray:

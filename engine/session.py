@@ -31,6 +31,8 @@ from engine.loading.build import ModelBundle, load_bundle
 from engine.lora.manager import LoraManager
 from engine.pipeline import ModelLabel, generate
 from engine.prompts.resources import PromptResources
+from engine.units import human_size
+from engine.vae_memory import VaeOutOfMemory, is_out_of_memory
 from engine.validate import validate_request
 
 
@@ -110,7 +112,8 @@ class Engine:
         bundle = _guard_oom(lambda: load_bundle(path, self.device, self.dtype, on_progress))
         self.unload()
         self._bundle, self._loras = bundle, None
-        name = _model_name(path)
+        # A file's own name (the built-in demo's "Demo (shapes)") is also what its PNGs say.
+        name = bundle.metadata.name or _model_name(path)
         self._label = ModelLabel(name, None)
         self._info = ModelInfo(
             name=name,
@@ -186,7 +189,7 @@ class Engine:
             ),
             request,
         )
-        return replace(result, notes=outcome.notes) if outcome.notes else result
+        return replace(result, notes=outcome.notes + result.notes) if outcome.notes else result
 
     def _prompt_resources(self) -> PromptResources:
         """The embeddings a prompt may name: the library's, from its last scan (a first scan
@@ -220,30 +223,30 @@ def _model_ref(entry: LibraryEntry) -> ModelRef:
     )
 
 
-# How allocators word it: CUDA/MPS "out of memory"; torch's CPU allocator "can't allocate
-# memory" (Linux, macOS) or "not enough memory" (Windows), as a plain RuntimeError.
-_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
-
-
-def _is_oom(e: BaseException) -> bool:
-    if isinstance(e, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(e).lower()
-    return isinstance(e, RuntimeError) and any(words in text for words in _OOM_WORDS)
-
-
 def _guard_oom(work, request: GenerationRequest | None = None):
     """Turn an out-of-memory into a message with a size that would fit, and free what we can so
     the engine stays usable for the next job."""
     try:
         return work()
     except Exception as e:
-        if not _is_oom(e):
+        if not is_out_of_memory(e):
             raise
+        # Only this small record is kept: the error's frames (and their tensors) must go.
+        vae_fit = e.fit if isinstance(e, VaeOutOfMemory) else None
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    raise OutOfMemoryError(_oom_advice(request)) from None
+    advice = _oom_advice(request)
+    if request is not None and vae_fit is not None and vae_fit.fits():
+        advice += _TILING_ADVICE.format(size=human_size(vae_fit.tiled_bytes))
+    raise OutOfMemoryError(advice) from None
+
+
+# Where the untiled VAE ran out and its tiled pass (the same picture) fits the memory now free.
+_TILING_ADVICE = (
+    " Or keep the size and turn VAE tiling on (--vae-tiling on, or auto): the VAE ran out of "
+    "memory, and in tiles it needs about {size} here."
+)
 
 
 def _oom_advice(request: GenerationRequest | None) -> str:

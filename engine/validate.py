@@ -15,9 +15,13 @@ from engine.api import (
     MIN_SIZE,
     SAMPLERS,
     SCHEDULES,
+    VAE_TILING,
     GenerationRequest,
 )
 from engine.errors import InvalidRequestError
+from engine.hires import hires_schedule_steps, validate_hires
+from engine.inpaint.checks import check_inpainting
+from engine.samplers import sampler_info, schedule_info
 
 # Every 75 tokens add a chunk to the text the UNet attends to: an accidental paste of a whole
 # document would make each step slow and huge. 10 000 characters are ~2 500 tokens, 34 chunks.
@@ -47,6 +51,10 @@ def validate_request(req: GenerationRequest) -> None:
         raise InvalidRequestError(
             f"Unknown schedule {req.schedule!r}: choose one of {', '.join(SCHEDULES)}."
         )
+    if req.vae_tiling not in VAE_TILING:
+        raise InvalidRequestError(
+            f"Unknown VAE tiling {req.vae_tiling!r}: choose one of {', '.join(VAE_TILING)}."
+        )
     if not isinstance(req.prompt, str) or not isinstance(req.negative_prompt, str):
         raise InvalidRequestError("The prompt and negative prompt must be text.")
     for name, text in (("prompt", req.prompt), ("negative prompt", req.negative_prompt)):
@@ -57,6 +65,29 @@ def validate_request(req: GenerationRequest) -> None:
             )
     if req.init_image is not None:
         _check_init_image(req.init_image)
+    check_inpainting(req)  # mask and inpainting options (engine.inpaint.checks)
+    validate_hires(req)  # its values, txt2img only, and the target size
+    _check_schedule_steps(req)
+
+
+def _check_schedule_steps(req: GenerationRequest) -> None:
+    """The LCM schedule picks its steps among 50 timesteps: more would repeat some."""
+    limit = schedule_info(req.schedule).max_steps
+    if limit is None or not sampler_info(req.sampler).uses_schedule:
+        return
+    name = schedule_info(req.schedule).display_name
+    if req.steps > limit:
+        raise InvalidRequestError(
+            f"The {name} schedule takes at most {limit} steps, not {req.steps}. "
+            "Lower the steps, or choose another schedule."
+        )
+    hires = hires_schedule_steps(req)  # 0 without a hires pass
+    if hires > limit:
+        raise InvalidRequestError(
+            f"The hires pass would need {hires} steps of the {name} schedule, which has at "
+            f"most {limit}. Raise the hires denoising strength, lower the hires steps, or "
+            "choose another schedule."
+        )
 
 
 def validate_size(width: object, height: object) -> None:

@@ -22,3 +22,6 @@ os.makedirs(os.environ["HOME"], exist_ok=True)
 os.environ["HF_HOME"] = os.path.join(_sandbox, "huggingface")
 for _var in ("LATENTDESK_MODEL_PATH", "HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
     os.environ.pop(_var, None)
+# Nor the built-in demo model (resources/demo): a library lists only what a test lays out.
+# Tests of the demo name a file (builtin_models=, or this variable) or unset it for the real one.
+os.environ["LATENTDESK_DEMO_MODEL"] = ""

@@ -5,7 +5,7 @@ Shared by every engine and app test; keep the API small and stable:
 - ``TINY_UNET``, ``TINY_UNET_INPAINT``, ``TINY_VAE``: model configs; ``tiny_clip_config()``.
 - ``tiny_sd1_state_dict(seed, inpainting, dtype)``: a whole checkpoint with CompVis prefixes.
 - ``tiny_unet(seed)``, ``tiny_vae(seed)``: the same weights as ready modules.
-- ``write_checkpoint(sd, path)``: ``.safetensors`` or ``.ckpt`` by suffix.
+- ``write_checkpoint(sd, path, metadata)``: ``.safetensors`` (with metadata) or ``.ckpt``.
 - ``reference_shapes(name, prefix)``, ``full_sd1_shapes()``: the real key lists as shape maps.
 """
 
@@ -166,13 +166,19 @@ def tiny_vae(seed: int = 0) -> AutoencoderKL:
 # --- files -------------------------------------------------------------------------------------
 
 
-def write_checkpoint(state_dict: Mapping[str, torch.Tensor], path: Path | str) -> Path:
-    """Save as a real single-file checkpoint: safetensors, or a ``.ckpt`` pickle as CompVis did."""
+def write_checkpoint(
+    state_dict: Mapping[str, torch.Tensor],
+    path: Path | str,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Save as a real single-file checkpoint: safetensors, or a ``.ckpt`` pickle as CompVis did.
+    ``metadata``: the safetensors header's ``__metadata__`` (strings only)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
+        tensors = {k: v.contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(path), metadata=dict(metadata) if metadata else None)
     elif path.suffix == ".ckpt":
         torch.save({"state_dict": dict(state_dict)}, path)
     else:

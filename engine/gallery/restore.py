@@ -11,8 +11,9 @@ Names are mapped to our ids (``engine.samplers.CATALOGUE``): A1111 display names
 ComfyUI's and Fooocus's (``euler_ancestral``, ``dpmpp_2m_sde_gpu``: the ``_gpu`` variants only
 draw their noise on the GPU) and InvokeAI's diffusers schedulers (``euler_a``, ``dpmpp_2m_k``:
 ``_k`` is Karras sigmas, ``pndm`` runs PLMS steps in Stable Diffusion's configuration).
-Schedules: "normal" and "karras" in any case; others (ComfyUI's "simple", "sgm_uniform",
-A1111's "Automatic", NovelAI's "native") are dropped with a note.
+Schedules: our ids (ComfyUI's: "normal", "karras", "sgm_uniform", "simple") and A1111's labels
+("SGM Uniform") in any case, see ``engine.samplers.SCHEDULE_CATALOGUE``; others (ComfyUI's
+"exponential", A1111's "Automatic", NovelAI's "native") are dropped with a note.
 """
 
 from __future__ import annotations
@@ -22,12 +23,28 @@ from dataclasses import dataclass
 from engine.api import MAX_GUIDANCE, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULES
 from engine.gallery.recovered import RecoveredParameters
 from engine.parameters import Parameters, request_from_parameters
-from engine.samplers import find_sampler, sampler_info
+from engine.samplers import find_sampler, find_schedule, sampler_info
 
 # Tools that start txt2img from noise * sqrt(1 + sigma_max**2) (our sgm_noise=True): ComfyUI's
 # noise scaling at full denoise, and diffusers' init_noise_sigma (InvokeAI); Fooocus runs on
 # ComfyUI's samplers.
 _SGM_NOISE_TOOLS = ("ComfyUI", "InvokeAI", "Fooocus")
+
+
+# What only the A1111 reading of a settings line gives (engine.parameters).
+_A1111_ONLY = (
+    "clip_skip",
+    "eta",
+    "sgm_noise",
+    "hires_scale",
+    "hires_steps",
+    "hires_denoise",
+    "hires_upscaler",
+    "mask_blur",  # inpainting (engine.inpaint.settings)
+    "masked_content",
+    "inpaint_area",
+    "inpaint_padding",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,9 @@ def restore_fields(record: RecoveredParameters) -> RestoredFields:
     Fields the file does not hold are simply absent (the control keeps its value); values it
     holds but we cannot use are absent too, with a sentence in ``dropped``. For A1111-format
     texts (ours among them) the A1111 reading of the settings line also gives ``clip_skip``,
-    ``eta`` and ``sgm_noise``, as ``engine.parameters.request_from_parameters`` does.
+    ``eta``, ``sgm_noise`` and the hires fix's fields, as
+    ``engine.parameters.request_from_parameters`` does (a hires picture's denoising strength
+    is its hires pass's, so it gives no ``strength``).
     """
     fields: dict[str, object] = {}
     dropped: list[str] = []
@@ -58,7 +77,9 @@ def restore_fields(record: RecoveredParameters) -> RestoredFields:
     _sampler_and_schedule(fields, dropped, record.sampler, record.schedule)
     if "Steps" in record.settings:  # an A1111 settings line
         extra = request_from_parameters(Parameters("", "", dict(record.settings)))
-        fields.update({k: extra[k] for k in ("clip_skip", "eta", "sgm_noise") if k in extra})
+        fields.update({k: extra[k] for k in _A1111_ONLY if k in extra})
+        if "hires_denoise" in extra:  # "Denoising strength" was the hires pass's, not img2img's
+            fields.pop("strength", None)
     elif record.tool in _SGM_NOISE_TOOLS:
         fields["sgm_noise"] = True
     return RestoredFields(fields, tuple(dropped))
@@ -96,10 +117,12 @@ def _sampler_and_schedule(
     name = schedule if schedule is not None else implied
     if name is None:
         return
-    if name.strip().casefold() in SCHEDULES:
-        fields["schedule"] = name.strip().casefold()
+    info = find_schedule(name)
+    if info is not None:
+        fields["schedule"] = info.id
     else:
-        dropped.append(f"The schedule {name!r} is not one this app has (normal, karras).")
+        known = ", ".join(SCHEDULES)
+        dropped.append(f"The schedule {name!r} is not one this app has ({known}).")
 
 
 def _number(

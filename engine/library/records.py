@@ -11,8 +11,10 @@ from pathlib import Path
 
 # What a file holds, decided from its tensor names and shapes, never from its folder.
 KINDS = ("checkpoint", "lora", "vae", "embedding", "controlnet", "unknown")
-# Where a scanned folder came from; "file": a path given directly, outside every place.
-SOURCES = ("app", "user", "env", "hf-cache", "a1111", "comfyui", "invokeai", "file")
+# Where a scanned folder came from; "file": a path given directly, outside every place;
+# "built-in": a model shipped with Latentdesk (engine.library.builtin).
+BUILTIN_SOURCE = "built-in"
+SOURCES = ("app", "user", "env", "hf-cache", "a1111", "comfyui", "invokeai", "file", BUILTIN_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class LibraryEntry:
     def usable(self) -> bool:
         """A checkpoint this engine can load and generate with."""
         return self.kind == "checkpoint" and self.family == "sd1" and not self.problem
+
+    @property
+    def builtin(self) -> bool:
+        """Shipped with Latentdesk (the demo model): part of the installation, not the person's
+        file, so it is never offered for deletion nor counted as an installed model."""
+        return self.source == BUILTIN_SOURCE
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from engine.errors import EngineError
+from engine.library import builtin
 from engine.library.cache import ScanCache, known_short_hash
 from engine.library.classify import classify_path, inspect_diffusers_folder, inspect_file
 from engine.library.config import (
@@ -128,8 +129,12 @@ class ModelLibrary:
         cache_path: Path | None = None,
         config_path: Path | None = None,
         models_dir: Path | None = None,
+        builtin_models: list[Path] | None = None,
     ) -> None:
+        """``builtin_models``: the files listed as built in (default: the ones shipped,
+        ``engine.library.builtin``; [] lists none)."""
         self._config_path = config_path
+        self._builtin = builtin.shipped_models() if builtin_models is None else builtin_models
         self.config = config if config is not None else load_config(config_path)
         self.home = home if home is not None else Path.home()
         self.env: Env = dict(os.environ if env is None else env)
@@ -182,6 +187,11 @@ class ModelLibrary:
         self.config.last_model = os.fspath(path)
         self._save()
 
+    def is_builtin(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is a model shipped with Latentdesk (the demo)."""
+        real = os.path.realpath(path)
+        return any(os.path.realpath(p) == real for p in self._builtin)
+
     def _save(self) -> None:
         try:
             save_config(self.config, self._config_path)
@@ -220,6 +230,9 @@ class ModelLibrary:
                             found, item.classification, item.short_hash, candidate.place.source
                         )
             cache.save()
+            for entry in builtin.builtin_entries(self._builtin, self._cache_path):
+                # Built in even when a scanned folder holds it too (the resources folder).
+                entries[os.path.realpath(entry.path)] = entry
             result = ScanResult(
                 tuple(entries.values()), tuple(skipped), time.perf_counter() - start
             )
@@ -288,7 +301,8 @@ def _entry(found: Found, c: Classification, short_hash: str | None, source: str)
 
 def _answers_to(entry: LibraryEntry, text: str) -> bool:
     wanted = text.strip().casefold()
-    return wanted in (entry.name.casefold(), Path(entry.path).name.casefold())
+    names = (entry.name.casefold(), Path(entry.path).name.casefold())
+    return wanted in names or builtin.answers_to_alias(entry, wanted)
 
 
 def _is_dir(path: Path) -> bool:

@@ -19,6 +19,7 @@ from engine.errors import (
 from engine.family import ModelFamily
 from engine.loading.checkpoint import load_single_file
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
+from engine.loading.file_metadata import NO_METADATA, ModelMetadata, read_metadata, with_metadata
 from engine.loading.page_release import PageReleaser
 from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
@@ -30,7 +31,8 @@ M = TypeVar("M", bound=nn.Module)
 
 @dataclass
 class ModelBundle:
-    """The three networks of a checkpoint, on one device, ready to run."""
+    """The three networks of a checkpoint, on one device, ready to run. ``family`` carries the
+    preview factors, latent scale and native size of the file's metadata where it gives them."""
 
     unet: UNetModel
     vae: AutoencoderKL
@@ -41,6 +43,7 @@ class ModelBundle:
     device: torch.device
     dtype: torch.dtype  # UNet and text encoder
     vae_dtype: torch.dtype  # may become float32 after a NaN decode in half precision
+    metadata: ModelMetadata = NO_METADATA  # what the file says of itself (its display name)
 
     @property
     def inpainting(self) -> bool:
@@ -101,6 +104,8 @@ def load_bundle(
     sd = read_checkpoint(path)
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
     family = detect_family(shapes)
+    meta = read_metadata(path, family.latent_channels) if path.is_file() else NO_METADATA
+    family = with_metadata(family, meta)
     parts = split_components(sd, family)
     del sd
     unet_cfg = unet_config_from_shapes(_shapes(parts["unet"]), family)
@@ -120,7 +125,7 @@ def load_bundle(
     text = _build_text_encoder(family, clip, device, dtype)
     releaser.release(_converted_sources(clip, text.model.state_dict().values()))
     report(1.0, "Ready")
-    return ModelBundle(unet, vae, text, unet_cfg, vae_cfg, family, device, dtype, dtype)
+    return ModelBundle(unet, vae, text, unet_cfg, vae_cfg, family, device, dtype, dtype, meta)
 
 
 def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:

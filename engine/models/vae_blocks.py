@@ -54,7 +54,11 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         hn = self.norm(x)  # (B, C, H, W)
-        q, k, v = (conv(hn).flatten(2).transpose(1, 2) for conv in (self.q, self.k, self.v))
+        # Contiguous (B, H*W, C): with strided inputs torch's attention falls back to a path
+        # that holds all (H*W)^2 scores, 16 GiB for a 2048-pixel decode (H*W = 65,536).
+        q, k, v = (
+            conv(hn).flatten(2).transpose(1, 2).contiguous() for conv in (self.q, self.k, self.v)
+        )
         out = multihead_attention(q, k, v, heads=1)  # (B, H*W, C)
         out = out.transpose(1, 2).reshape(b, c, h, w)  # (B, C, H, W)
         return x + self.proj_out(out)

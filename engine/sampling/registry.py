@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from engine.samplers import sampler_info
 from engine.sampling.k_samplers import (
     sample_dpmpp_2m,
     sample_dpmpp_2m_sde,
@@ -18,6 +19,7 @@ from engine.sampling.k_samplers import (
     sample_heun,
     sample_lms,
 )
+from engine.sampling.lcm import sample_lcm
 from engine.sampling.ldm_samplers import sample_ddim, sample_plms
 
 Sampler = Callable[..., torch.Tensor]
@@ -32,4 +34,13 @@ SAMPLER_FUNCTIONS: dict[str, Sampler] = {
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
     "ddim": sample_ddim,
     "plms": sample_plms,
+    "lcm": sample_lcm,
 }
+
+
+def sampler_options(sampler: str, *, eta: float, alphas_cumprod: torch.Tensor) -> dict[str, object]:
+    """The keyword options a run of ``sampler`` takes beyond the common ones: DDIM's eta, and
+    the training schedule LCM's boundary condition is computed on (engine.sampling.lcm)."""
+    if sampler == "lcm":
+        return {"alphas_cumprod": alphas_cumprod}
+    return {"eta": eta} if sampler_info(sampler).takes_eta else {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.samplers import sampler_info
+from engine.samplers import LCM_ORIGINAL_STEPS, sampler_info
 
 
 def scaled_linear_alphas_cumprod(
@@ -95,6 +95,73 @@ def sigmas_ldm(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     return torch.cat([sigmas[ldm_timesteps(steps, len(sigmas))], sigmas[:1]])
 
 
+def sigmas_sgm_uniform(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """ComfyUI's and A1111's "sgm_uniform": ``steps + 1`` timesteps spaced linearly from 999 to
+    0 with the last (t=0) dropped, as sigmas, then a final 0.
+
+    ComfyUI ``comfy/samplers.py`` ``normal_scheduler(sgm=True)``; fractional timesteps are
+    interpolated in log-sigma (its ``ModelSamplingDiscrete.sigma``, our ``t_to_sigma``). Unlike
+    "normal" no step is spent at sigma_min: the last model call is at t = 999 / steps.
+    """
+    last = alphas_cumprod.shape[0] - 1
+    timesteps = torch.linspace(last, 0, steps + 1, dtype=torch.float64)[:-1]  # (steps,)
+    return _append_zero(t_to_sigma(timesteps, alphas_cumprod))
+
+
+def sigmas_simple(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """ComfyUI's "simple": the training sigmas read from the top every ``T / steps`` timesteps,
+    the offset truncated to an integer, then a final 0.
+
+    ComfyUI ``simple_scheduler``: step i uses ``sigmas[-(1 + int(i * T / steps))]``; the float
+    division and truncation are kept so that odd step counts land where ComfyUI's do (3 steps:
+    t = 999, 666, 333; diffusers' "trailing" spacing rounds instead: 999, 666, 332).
+    """
+    sigmas = schedule_sigmas(alphas_cumprod)  # (T,)
+    count = sigmas.shape[0]
+    stride = count / steps
+    indices = [count - 1 - int(i * stride) for i in range(steps)]
+    return _append_zero(sigmas[indices])
+
+
+def lcm_timesteps(
+    steps: int, train_timesteps: int, original_steps: int = LCM_ORIGINAL_STEPS
+) -> list[int]:
+    """diffusers' ``LCMScheduler.set_timesteps`` timesteps, descending (4 of 1000: 999..259).
+
+    The distillation schedule is every ``k = T // original_steps``-th timestep ending at
+    ``T - 1`` (999, 979, ..., 19); ``steps`` of them are taken at indices
+    ``floor(i * original_steps / steps)``. More steps than ``original_steps`` would repeat
+    timesteps, so they are refused (diffusers raises too).
+    """
+    if steps > original_steps:
+        raise ValueError(f"the LCM schedule has at most {original_steps} steps, got {steps}")
+    k = train_timesteps // original_steps
+    distilled = [k * j - 1 for j in range(original_steps, 0, -1)]  # (original_steps,) descending
+    return [distilled[i * original_steps // steps] for i in range(steps)]
+
+
+def sigmas_lcm(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Sigmas at ``lcm_timesteps``, then a final 0 (the last LCM step returns its x0)."""
+    sigmas = schedule_sigmas(alphas_cumprod)  # (T,)
+    return _append_zero(sigmas[lcm_timesteps(steps, sigmas.shape[0])])
+
+
+def _sigmas_karras_full_range(steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    all_sigmas = schedule_sigmas(alphas_cumprod)
+    return sigmas_karras(steps, all_sigmas[0].item(), all_sigmas[-1].item())
+
+
+# By the ids of engine.samplers.SCHEDULE_CATALOGUE (tests/engine/test_few_step_schedules.py
+# checks they are the same).
+SCHEDULE_FUNCTIONS = {
+    "normal": sigmas_normal,
+    "karras": _sigmas_karras_full_range,
+    "sgm_uniform": sigmas_sgm_uniform,
+    "simple": sigmas_simple,
+    "lcm": sigmas_lcm,
+}
+
+
 def get_sigmas(
     sampler: str, schedule: str, steps: int, alphas_cumprod: torch.Tensor
 ) -> torch.Tensor:
@@ -103,12 +170,7 @@ def get_sigmas(
         raise ValueError(f"steps must be at least 1, got {steps}")
     # DDIM and PLMS bring their own discretisation (the CompVis scripts' timesteps).
     if not sampler_info(sampler).uses_schedule:
-        sigmas = sigmas_ldm(steps, alphas_cumprod)
-    elif schedule == "normal":
-        sigmas = sigmas_normal(steps, alphas_cumprod)
-    elif schedule == "karras":
-        all_sigmas = schedule_sigmas(alphas_cumprod)
-        sigmas = sigmas_karras(steps, all_sigmas[0].item(), all_sigmas[-1].item())
-    else:
+        return sigmas_ldm(steps, alphas_cumprod).float()
+    if schedule not in SCHEDULE_FUNCTIONS:
         raise ValueError(f"unknown schedule {schedule!r}")
-    return sigmas.float()
+    return SCHEDULE_FUNCTIONS[schedule](steps, alphas_cumprod).float()

@@ -1,9 +1,9 @@
-"""The CLIP text encoder: transformers' CLIPTextModel, loaded from a checkpoint's tensors.
+"""The CLIP text encoder (``engine.text.clip_model``), loaded from a checkpoint's tensors.
 
 The model is built on the meta device and the checkpoint tensors are assigned to it, so the
 weights are never held twice and no time goes to random initialisation. Checkpoints name the
 tensors ``text_model.embeddings...`` (transformers 4.x layout, most SD1 files) or
-``embeddings...`` (some SD1 files, transformers >= 5.6); both load into either transformers.
+``embeddings...`` (some SD1 files, transformers >= 5.6); both load.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from engine.errors import CorruptCheckpointError, InvalidRequestError, MissingComponentError
+from engine.text.clip_model import ClipTextConfig, ClipTextModel
 from engine.text.tokenizer import END_ID, START_ID, ClipTokenizer, get_tokenizer
 
 WRAPPER_PREFIX = "text_model."
@@ -27,8 +27,8 @@ def _flat_key(key: str) -> str:
     return key.removeprefix(WRAPPER_PREFIX)
 
 
-def text_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> CLIPTextConfig:
-    """A CLIPTextConfig matching tensor shapes (keys with or without ``text_model.``)."""
+def text_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> ClipTextConfig:
+    """A ClipTextConfig matching tensor shapes (keys with or without ``text_model.``)."""
     flat = {_flat_key(k): tuple(v) for k, v in shapes.items()}
     try:
         vocab, hidden = flat["embeddings.token_embedding.weight"]
@@ -39,7 +39,7 @@ def text_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> CLIPTextCo
     except ValueError as e:  # a tensor of the wrong rank
         raise CorruptCheckpointError(f"The text encoder's tensors have odd shapes: {e}.") from e
     layers = 1 + max(int(m.group(1)) for k in flat if (m := _LAYER_KEY.match(k)))
-    return CLIPTextConfig(
+    return ClipTextConfig(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=intermediate,
@@ -54,31 +54,18 @@ def text_config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> CLIPTextCo
     )
 
 
-def _expected_layout_is_wrapped(model: CLIPTextModel) -> bool:
-    # transformers < 5.6 wraps the transformer in `text_model`; later versions are flat.
-    return any(k.startswith(WRAPPER_PREFIX) for k in model.state_dict())
-
-
 def normalise_keys(
     state_dict: Mapping[str, torch.Tensor], wrapped: bool
 ) -> dict[str, torch.Tensor]:
-    """Rename keys to the layout the installed CLIPTextModel expects; drop ``position_ids``."""
+    """Rename keys to one layout, ``text_model.*`` (``wrapped``: transformers < 5.6) or flat
+    (ours, transformers >= 5.6); drop ``position_ids``."""
     prefix = WRAPPER_PREFIX if wrapped else ""
     return {
         prefix + _flat_key(k): v for k, v in state_dict.items() if not k.endswith("position_ids")
     }
 
 
-def _materialise_position_ids(model: nn.Module, device: torch.device) -> None:
-    # position_ids is a non-persistent buffer: assign-loading leaves it on the meta device.
-    for module in model.modules():
-        ids = module._buffers.get("position_ids")
-        if ids is not None and ids.is_meta:
-            count = ids.shape[-1]
-            module.position_ids = torch.arange(count, device=device).expand(1, -1)  # (1, P)
-
-
-def _load(model: CLIPTextModel, state_dict: dict[str, torch.Tensor]) -> None:
+def _load(model: ClipTextModel, state_dict: dict[str, torch.Tensor]) -> None:
     expected = set(model.state_dict())
     missing, unexpected = expected - set(state_dict), set(state_dict) - expected
     if missing or unexpected:
@@ -94,17 +81,16 @@ def _load(model: CLIPTextModel, state_dict: dict[str, torch.Tensor]) -> None:
 
 def _check_materialised(model: nn.Module) -> None:
     left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:  # a transformers change added state this loader does not know about
+    if left:  # a model change added state this loader does not know about
         raise RuntimeError(f"text encoder tensors left on the meta device: {left}")
 
 
 class TextEncoder:
     """Prompt text -> CLIP hidden states, the UNet's cross-attention context."""
 
-    def __init__(self, model: CLIPTextModel, tokenizer: ClipTokenizer | None = None) -> None:
+    def __init__(self, model: ClipTextModel, tokenizer: ClipTokenizer | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer or get_tokenizer()
-        self._transformer = getattr(model, "text_model", model)
 
     @classmethod
     def from_state_dict(
@@ -121,22 +107,21 @@ class TextEncoder:
         own = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
         config = text_config_from_shapes({k: tuple(v.shape) for k, v in own.items()})
         with torch.device("meta"):
-            model = CLIPTextModel(config)
-        tensors = normalise_keys(own, _expected_layout_is_wrapped(model))
+            model = ClipTextModel(config)
+        tensors = normalise_keys(own, wrapped=False)
         # Converting first means assign=True stores the tensors we pass, once, in the run dtype.
         tensors = {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
         _load(model, tensors)
-        _materialise_position_ids(model, device)
         _check_materialised(model)
         return cls(model, tokenizer)
 
     @property
     def device(self) -> torch.device:
-        return self._transformer.final_layer_norm.weight.device
+        return self.model.final_layer_norm.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self._transformer.final_layer_norm.weight.dtype
+        return self.model.final_layer_norm.weight.dtype
 
     @property
     def num_layers(self) -> int:
@@ -154,11 +139,9 @@ class TextEncoder:
                 f"CLIP skip must be between 1 and {self.num_layers}, not {clip_skip}."
             )
         ids = token_rows.to(self.device)  # (N, 77)
-        if clip_skip == 1:
-            return self.model(input_ids=ids).last_hidden_state  # (N, 77, D)
-        out = self.model(input_ids=ids, output_hidden_states=True)
-        # hidden_states holds the embeddings, then each layer's output (before the final norm).
-        return self._transformer.final_layer_norm(out.hidden_states[-clip_skip])  # (N, 77, D)
+        # Layers after the one CLIP skip takes are not run at all.
+        states = self.model.hidden_states(ids, layers=self.num_layers + 1 - clip_skip)
+        return self.model.final_layer_norm(states)  # (N, 77, D)
 
     def encode_prompts(
         self, prompt: str, negative: str = "", clip_skip: int = 1

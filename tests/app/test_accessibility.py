@@ -68,3 +68,20 @@ def test_tab_key_walks_from_prompt_to_negative(qtbot, window):
     qtbot.keyClick(window.controls.prompt, Qt.Key.Key_Tab)
     assert window.controls.negative.hasFocus()
     assert window.controls.prompt.accessibleName() == "Prompt"
+
+
+def test_the_hires_fix_rows_are_named_and_reachable(window):
+    c = window.controls
+    c.advanced.set_open(True)
+    c.hires.enabled.setChecked(True)
+    chain = _chain_from(c.prompt)
+    expected = {
+        c.hires.enabled: "Hires fix",
+        c.hires.scale: "Hires upscale factor",
+        c.hires.steps: "Hires steps",
+        c.hires.denoise: "Hires denoising strength",
+        c.hires.upscaler: "Hires upscaler",
+    }
+    for widget, name in expected.items():
+        assert widget.accessibleName() == name
+        assert widget in chain and widget.isEnabled()

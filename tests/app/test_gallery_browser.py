@@ -128,7 +128,7 @@ def test_large_view_shows_the_parameters_and_steps_with_the_keys(qtbot, browser)
     for wanted in ("boats in a harbour", "1234", "Euler a", "64 × 48", "alpha", "Latentdesk"):
         assert wanted in text, wanted
     assert "Negative prompt" not in text  # none stored: no empty row
-    assert not view.inpaint_button.isEnabled()
+    assert view.inpaint_button.isEnabled()  # "Inpaint this": tests/app/test_inpaint_sources.py
     assert view.inpaint_button.toolTip() == INPAINT_TOOLTIP
     qtbot.wait_until(lambda: view.image_pane.image() is not None)
     assert view.image_pane.image().pixelColor(5, 5).red() == 90  # the picture itself

@@ -149,3 +149,22 @@ def test_the_prompt_placeholders_fit_their_boxes(qtbot, small):
         metrics = QFontMetrics(edit.font())
         room = edit.viewport().width() - 2 * edit.document().documentMargin()
         assert metrics.horizontalAdvance(edit.placeholderText()) <= room
+
+
+@pytest.mark.parametrize("advanced", [False, True])
+def test_the_controls_never_need_a_sideways_scrollbar(qtbot, small, advanced):
+    """Every mode's rows (Inpaint adds four, Advanced the sampler and hires rows) fit the
+    left column at the minimum window size: a longer label once pushed the seed buttons out."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from app.viewmodel import MODES
+
+    scroll = small.controls.parentWidget().parentWidget()
+    assert isinstance(scroll, QScrollArea)
+    small.controls.advanced.set_open(advanced)
+    for mode in MODES:
+        small.params.mode = mode
+        qtbot.wait(20)  # let the layout settle
+        needed = small.controls.minimumSizeHint().width()
+        assert needed <= scroll.viewport().width(), (mode, needed, scroll.viewport().width())
+        assert not scroll.horizontalScrollBar().isVisible(), mode

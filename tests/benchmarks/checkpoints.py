@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -72,7 +73,10 @@ def ensure_diffusers_folder(cache: Path = DEFAULT_CACHE) -> Path:
         for k, v in sd.items()
         if k.startswith(clip_prefix)
     }
-    clip_config = text_config_from_shapes(clip_shapes)
+    from transformers import CLIPTextConfig
+
+    # Our config's fields carry transformers' names: the reference side builds its own model.
+    clip_config = CLIPTextConfig(**asdict(text_config_from_shapes(clip_shapes)))
     assert any(k.startswith(SD1.unet_prefix) for k in sd)
     assert any(k.startswith(SD1.vae_prefix) for k in sd)
     tmp = folder.with_name(folder.name + ".tmp")

@@ -295,4 +295,4 @@ def test_help_shows_the_defaults(capsys):
     assert "height in pixels, a multiple of 8 (default: 512)" in text
     assert "guidance scale (default: 7.0)" in text
     assert "-1 or omitted: random" in text and "CompVis" in text
-    assert "sampling steps (default: 25; 50 with ddim, plms)" in text
+    assert "sampling steps (default: 25; 50 with ddim, plms; 6 with lcm)" in text

@@ -15,7 +15,7 @@ from engine import (
     NoModelError,
 )
 from engine import session as engine_session
-from engine.errors import MissingComponentError, NotACheckpointError, UnsupportedModelError
+from engine.errors import MissingComponentError, NotACheckpointError
 from tests.factories import tiny_sd1_state_dict, write_checkpoint
 
 SIZE = 64
@@ -353,8 +353,8 @@ def test_inpainting_checkpoint_loads_and_is_reported(tmp_path):
     write_checkpoint(tiny_sd1_state_dict(seed=0, inpainting=True), path)
     eng = Engine(device="cpu", precision="full")
     assert eng.load_model(path).inpainting
-    with pytest.raises(UnsupportedModelError, match="inpainting"):
-        eng.generate(_req())
+    # Generates since issue 12 (without a mask: A1111's txt2img conditioning).
+    assert eng.generate(_req()).images[0].image.ndim == 3
 
 
 def test_half_precision_vae_retries_in_float32_on_nan(ckpt, monkeypatch):

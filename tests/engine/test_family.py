@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from engine.api import GenerationRequest
-from engine.errors import UnsupportedModelError
 from engine.family import FAMILIES, SD1, get_family
 from engine.loading.build import load_bundle, split_components
 from engine.loading.detect import detect_family
@@ -96,10 +95,12 @@ def test_pipeline_previews_with_the_bundle_familys_factors(tiny_ckpt):
     assert all(e.preview is not None and (e.preview == 128).all() for e in previews)
 
 
-def test_generate_refuses_an_inpainting_model_for_now(tmp_path):
+def test_generate_runs_an_inpainting_model(tmp_path):
+    """No longer refused (issue 12): txt2img on a 9-channel model gets A1111's conditioning
+    (tests/engine/inpaint/test_inpaint_parity.py checks its channels)."""
     path = write_checkpoint(tiny_sd1_state_dict(inpainting=True), tmp_path / "inpaint.safetensors")
     bundle = load_bundle(path, torch.device("cpu"), torch.float32)
     assert bundle.inpainting
     request = GenerationRequest("a barn", width=64, height=64, steps=1, seed=1)
-    with pytest.raises(UnsupportedModelError, match="9-channel UNet"):
-        generate(bundle, request, ModelLabel("inpaint", None))
+    result = generate(bundle, request, ModelLabel("inpaint", None))
+    assert result.images[0].image.shape == (64, 64, 3)

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-from transformers import CLIPTextModel
 
 from engine.family import SD1
 from engine.loading.build import assign_weights, split_components
 from engine.loading.detect import detect_family, unet_config_from_shapes, vae_config_from_shapes
 from engine.models.unet import UNetModel
 from engine.models.vae import AutoencoderKL
+from engine.text.clip_model import ClipTextModel
 from engine.text.encoder import normalise_keys, text_config_from_shapes
 from tests.factories import full_sd1_shapes
 
@@ -40,7 +40,7 @@ def test_sd15_text_encoder_has_exactly_the_reference_keys():
         if k.startswith("cond_stage_model.")
     }
     with torch.device("meta"):
-        model = CLIPTextModel(text_config_from_shapes(clip))
+        model = ClipTextModel(text_config_from_shapes(clip))
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     wrapped = any(k.startswith("text_model.") for k in ours)
     expected = normalise_keys({k: torch.empty(s, device="meta") for k, s in clip.items()}, wrapped)

@@ -217,13 +217,17 @@ def test_real_a1111_text() -> None:
         "steps": 28,
         "guidance_scale": 7.5,
         "seed": 3336452418,
-        "strength": 0.55,
         "clip_skip": 2,
         "sampler": "dpmpp_2m",
         "schedule": "karras",  # from the old-style "DPM++ 2M Karras" sampler name
         "width": 512,
         "height": 768,
         "sgm_noise": False,  # A1111's default: no "SGM noise multiplier" key
+        # A hires txt2img picture: its denoising strength is the hires pass's, not img2img's.
+        "hires_scale": 2.0,
+        "hires_steps": 0,  # no "Hires steps": as many as Steps
+        "hires_denoise": 0.55,
+        "hires_upscaler": "latent",
     }
 
 

@@ -42,14 +42,20 @@ def test_display_names_are_a1111s():
         "DPM++ 2M SDE",
         "DDIM",
         "PLMS",
+        "LCM",
     ]
 
 
 def test_defaults_schedules_and_noise():
     own_timesteps = {info.id for info in CATALOGUE if not info.uses_schedule}
     assert own_timesteps == {"ddim", "plms"}
+    few_steps = {"lcm": 6}  # made for LCM models, on their own schedule
     assert {info.id: info.default_steps for info in CATALOGUE} == {
-        i: 50 if i in own_timesteps else 25 for i in SAMPLERS
+        i: 50 if i in own_timesteps else few_steps.get(i, 25) for i in SAMPLERS
+    }
+    assert {info.id: info.default_schedule for info in CATALOGUE} == {
+        i: "normal" if i in own_timesteps else "lcm" if i in few_steps else "karras"
+        for i in SAMPLERS
     }
     ddim = sampler_info("ddim")
     assert not ddim.draws_noise(0.0) and ddim.draws_noise(0.5)
@@ -87,7 +93,10 @@ def _cli_request(*flags: str) -> GenerationRequest:
 def test_cli_defaults_come_from_the_catalogue(info):
     request = _cli_request("--sampler", info.id)
     assert request.steps == info.default_steps
-    assert request.schedule == ("karras" if info.uses_schedule else "normal")
+    assert request.schedule == info.default_schedule
+    assert request.schedule == (
+        "normal" if not info.uses_schedule else "lcm" if info.id == "lcm" else "karras"
+    )
     assert request.sgm_noise is True
 
 

@@ -55,8 +55,8 @@ def test_registry_covers_exactly_the_catalogue():
 
 def test_noisy_samplers_are_the_known_ones():
     # The catalogue's flags, checked against what the samplers really do (tests below).
-    assert STOCHASTIC == ("euler_a", "dpmpp_2m_sde")
-    assert set(NOISY) == {"euler_a", "dpmpp_2m_sde", "ddim"}
+    assert STOCHASTIC == ("euler_a", "dpmpp_2m_sde", "lcm")
+    assert set(NOISY) == {"euler_a", "dpmpp_2m_sde", "ddim", "lcm"}
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
@@ -105,7 +105,9 @@ def test_higher_order_samplers_converge_faster_than_euler():
     assert ratio("plms") > 2 * ratio("ddim")
 
 
-@pytest.mark.parametrize("name", list(NOISY))
+# LCM expects a consistency function (the ODE's end point), not E[x0 | x]: with the latter its
+# variance collapses by design; tests/engine/test_lcm.py checks it with the right model.
+@pytest.mark.parametrize("name", [name for name in NOISY if name != "lcm"])
 def test_stochastic_samplers_reach_data_variance(name):
     def moments(steps):
         sigmas = _sigmas(name, steps)

@@ -106,11 +106,8 @@ def test_loads_by_assignment_without_copies(checkpoint):
     encoder = TextEncoder.from_state_dict(sd)
     embedding = encoder.model.get_input_embeddings().weight
     assert embedding.data_ptr() == sd["text_model.embeddings.token_embedding.weight"].data_ptr()
-    buffers = dict(encoder.model.named_buffers())
-    (position_ids,) = [v for k, v in buffers.items() if k.endswith("position_ids")]
-    assert not position_ids.is_meta
-    assert torch.equal(position_ids, torch.arange(77)[None])
-    assert not any(t.is_meta for t in encoder.model.parameters())
+    # Positions are made per call (no position_ids buffer): nothing is left on the meta device.
+    assert not any(t.is_meta for t in [*encoder.model.parameters(), *encoder.model.buffers()])
 
 
 def test_long_prompt_is_encoded_in_chunks(checkpoint):

@@ -184,4 +184,6 @@ def _schedule_of(scheduler: str | None) -> str | None:
     model's own spacing (what A1111 and we call "normal"). 2.x files say nothing of it."""
     if scheduler is None:
         return None
+    if scheduler == "lcm":  # diffusers' LCMScheduler: LCM's own timesteps
+        return "lcm"
     return "karras" if scheduler.endswith("_k") else "normal"

@@ -65,12 +65,31 @@ def test_comfyui_fields_and_the_seed_it_cannot_give():
 
 def test_unknown_schedules_are_dropped_with_a_reason():
     fields, dropped = _fields("comfyui_custom_big_seed.png")
-    assert fields["sampler"] == "dpmpp_2m" and "schedule" not in fields
-    assert "The schedule 'simple' is not one this app has (normal, karras)." in dropped
+    # ComfyUI's "simple" is one of ours (engine.samplers.SCHEDULE_CATALOGUE).
+    assert (fields["sampler"], fields["schedule"]) == ("dpmpp_2m", "simple")
+    assert not any("schedule" in reason for reason in dropped)
     fields, dropped = _fields("novelai.png")
     assert (fields["sampler"], fields["seed"]) == ("euler_a", 3917283545)
     assert (fields["width"], fields["height"]) == (1216, 832)
-    assert dropped == ("The schedule 'native' is not one this app has (normal, karras).",)
+    assert dropped == (
+        "The schedule 'native' is not one this app has (normal, karras, sgm_uniform, simple, lcm).",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "schedule"),
+    [
+        ("SGM Uniform", "sgm_uniform"),
+        ("SGMUniform", "sgm_uniform"),
+        ("sgm_uniform", "sgm_uniform"),
+        ("Simple", "simple"),
+        ("LCM", "lcm"),
+        ("KARRAS", "karras"),
+    ],
+)
+def test_schedules_by_any_tools_name(name, schedule):
+    restored = restore_fields(replace(_good_record(), sampler="Euler", schedule=name))
+    assert restored.fields["schedule"] == schedule and restored.dropped == ()
 
 
 def test_invokeai_and_fooocus_fields():
