@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.cli_models import EXIT_ERROR, EXIT_INTERRUPTED
 from engine.cli_progress import StatusLine
 from engine.errors import EngineError
 from engine.gallery.query import SORTS, SYNTAX
@@ -25,7 +26,7 @@ from engine.gallery.query import SORTS, SYNTAX
 if TYPE_CHECKING:
     from engine.gallery.index import GalleryIndex, IndexedPicture
 
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
 SETTINGS_FILE = "settings.json"  # app/settings.py: the window's settings, gallery_dir among them
 PROMPT_WIDTH = 100  # characters of the prompt shown per match; --json has all of it
 

@@ -80,5 +80,4 @@ class HiresPass:
             (self.width, self.height), Image.Resampling.LANCZOS
         )
         run._check_cancel()  # the decode of a large picture takes a while
-        x = torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-        return run._encode_pixels(x / 255.0 * 2.0 - 1.0)  # as img2img's init image
+        return run.encode_picture(np.asarray(picture))  # as img2img's init image

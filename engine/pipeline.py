@@ -74,7 +74,8 @@ def generate(
     """Run a request that ``engine.validate.validate_request`` accepted (the Engine checks it
     once, before any work). ``resources``: the files (embeddings) a prompt may name."""
     run = _Run(bundle, request, label, on_step, on_image, cancel or threading.Event(), job_id)
-    run.resources = resources or PromptResources()
+    if resources is not None:
+        run.resources = resources
     return run.execute()
 
 
@@ -166,8 +167,12 @@ class _Run:
         pixels = self.inpaint.picture if self.inpaint is not None else None  # inpainting's
         if pixels is None:
             pixels = fit_image(req.init_image, req.width, req.height)  # (H, W, 3) uint8
+        return self.encode_picture(pixels)
+
+    def encode_picture(self, pixels: np.ndarray) -> torch.Tensor:
+        """An (H, W, 3) uint8 picture -> (1, C, h, w) scaled latents (init images, hires)."""
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
-        return self._encode_pixels(x / 255.0 * 2.0 - 1.0)  # (1, C, h, w)
+        return self._encode_pixels(x / 255.0 * 2.0 - 1.0)
 
     def _encode_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """(1, 3, H, W) pixels in [-1, 1] -> (1, C, h, w) scaled latents (posterior mean)."""

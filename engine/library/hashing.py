@@ -14,9 +14,11 @@ from engine.library.cache import CACHE_FILE, known_short_hash, remember_short_ha
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, start: int = 0) -> str:
+    """The sha256 of the file's bytes from ``start`` on (A1111 hashes a LoRA's tensor data only)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
+        f.seek(start)
         while block := f.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()

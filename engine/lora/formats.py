@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 
 from engine.errors import CheckpointError
+from engine.loading.file_metadata import read_raw_metadata
 from engine.lora.errors import LoraError, UnsupportedLoraError
 
 # Key fragments of network types we recognise but do not apply, with what to call them.
@@ -82,7 +82,6 @@ _UNET_HEADS = {
     "out",
 }
 _TEXT_HEADS = {"text_model", "encoder", "embeddings", "final_layer_norm"}
-MAX_METADATA_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -250,25 +249,9 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
     try:
         if sniff_format(path) == "safetensors":
-            return load_safetensors(path), read_safetensors_metadata(path)
+            return load_safetensors(path), read_raw_metadata(path)
         return unwrap_state_dict(load_pickle_checkpoint(path)), {}
     except CheckpointError as e:
         raise LoraError(f"The LoRA {path.name} cannot be read: {e}") from None
     except OSError as e:
         raise LoraError(f"The LoRA {path} cannot be read ({e.strerror or e}).") from None
-
-
-def read_safetensors_metadata(path: Path) -> dict[str, str]:
-    """The ``__metadata__`` table of a safetensors header ({} when absent or odd)."""
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        if length > MAX_METADATA_BYTES:
-            return {}
-        try:
-            header = json.loads(f.read(length))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return {}
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict):
-        return {}
-    return {str(k): str(v) for k, v in metadata.items()}

@@ -14,7 +14,6 @@ costs time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -22,10 +21,10 @@ import threading
 from pathlib import Path
 
 from engine.json_files import write_atomically
+from engine.library.hashing import sha256_file
 
 SHORT = 12
 CACHE_FILE = "lora-hashes.json"
-CHUNK = 1 << 20
 _lock = threading.Lock()
 
 
@@ -60,14 +59,12 @@ def lora_hash(path: Path, metadata: dict[str, str], cache_path: Path | None = No
 
 def file_digest(path: Path) -> str:
     """A1111's sha256 of a LoRA file: after the header for safetensors, else the whole file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        if path.suffix.lower() == ".safetensors":
+    start = 0
+    if path.suffix.lower() == ".safetensors":
+        with open(path, "rb") as f:
             (header_len,) = struct.unpack("<Q", f.read(8))
-            f.seek(8 + header_len)
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        start = 8 + header_len
+    return sha256_file(path, start)
 
 
 def _read(cache_path: Path) -> dict[str, dict]:

@@ -159,3 +159,24 @@ def test_spans_follow_a1111_bracket_rules() -> None:
     assert [s.kind for s in escaped] == [LORA]
     unclosed = prompt_spans("(rest of it", KNOWN)
     assert [(s.kind, s.start) for s in unclosed] == [(UP, 0)]
+
+
+def test_a_long_pasted_prompt_is_checked_once_not_per_line(qtbot, edit, monkeypatch) -> None:
+    """Every highlighted line used to re-check every line (60 lines: ~0.6 s frozen on paste);
+    the check now runs once per edit, so the work grows with the lines, not their square."""
+    import app.prompt_highlighter as highlighter
+
+    calls = 0
+    real = highlighter._clip
+
+    def counting(*args):
+        nonlocal calls
+        calls += 1
+        return real(*args)
+
+    monkeypatch.setattr(highlighter, "_clip", counting)
+    lines = 60
+    edit.setPlainText("a (red:1.2) circle, [blurry] BREAK ((sharp)) on white,\n" * lines)
+    qtbot.wait(50)  # the check after the edit
+    assert drawn(edit)["(("] == (colour(UP), False)  # still highlighted
+    assert calls <= 6 * lines, calls  # was lines**2 = 3600 and more
