@@ -47,6 +47,10 @@ from engine.prompts.tokens import TokenCount, count_tokens
 from engine.samplers import sampler_info
 from engine.text.tokenizer import CHUNK_LEN
 
+PROMPT_HINT = "Describe it: a lighthouse at dusk"
+# The demo model knows only its shapes grammar: the empty field says what it can draw.
+DEMO_PROMPT_HINT = "The demo draws shapes: a red circle on a white background"
+
 
 class SliderSpin(QWidget):
     """A slider with a spin box beside it; ``value_changed`` carries the real (unscaled) value."""
@@ -167,7 +171,7 @@ class ControlsPanel(QWidget):
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.prompt = PromptEdit("promptEdit", "Describe it: a lighthouse at dusk")
+        self.prompt = PromptEdit("promptEdit", PROMPT_HINT)
         self.negative = PromptEdit("negativePromptEdit", "To avoid: blurry, text")
         self.prompt_tokens = named(QLabel(), "promptTokens")
         self.negative_tokens = named(QLabel(), "negativeTokens")

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from app.accessibility import name_controls, set_tab_order
 from app.canvas import SketchCanvas
 from app.controller import EngineController
-from app.controls import ControlsPanel
+from app.controls import DEMO_PROMPT_HINT, PROMPT_HINT, ControlsPanel
 from app.doctor_dialog import open_system_report
 from app.downloads import Downloads
 from app.extra_networks_panel import ExtraNetworksDialog
@@ -442,7 +442,9 @@ class MainWindow(QMainWindow):
             self.load_model(last_model)
 
     def _remember_model(self, path: str) -> None:
-        if is_builtin(self.library_state.entries, path):
+        builtin = is_builtin(self.library_state.entries, path)
+        self.controls.prompt.setPlaceholderText(DEMO_PROMPT_HINT if builtin else PROMPT_HINT)
+        if builtin:
             self.statusBar().showMessage(DEMO_NOTE, 30000)
             return  # not "the last model": one installed later must be the next default
         self.library.remember(path)
