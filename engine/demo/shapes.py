@@ -36,7 +36,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (245, 215, 40),
     "white": (245, 245, 245),
     "black": (20, 20, 20),
-    "orange": (245, 135, 25),
+    "orange": (245, 120, 20),  # as far from red as from yellow
     "purple": (140, 50, 180),
 }
 SHAPES = ("circle", "square", "triangle")

@@ -13,6 +13,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
+from app.controls import DEMO_PROMPT_HINT, PROMPT_HINT
 from app.library_model import (
     BUILT_IN,
     DEMO_NOTE,
@@ -118,6 +119,21 @@ def test_a_fresh_computer_starts_with_the_demo_at_its_size(qtbot, tmp_path, demo
     qtbot.wait(100)  # a "remember" task would have run on the library's thread by now
     assert library.last_model == "" and w.settings.last_model == ""
     assert w.statusBar().currentMessage() == DEMO_NOTE  # and where real models come from
+    assert w.controls.prompt.placeholderText() == DEMO_PROMPT_HINT  # what it can draw
+    w.close()
+
+
+def test_a_real_model_after_the_demo_gets_the_usual_prompt_hint(qtbot, tmp_path, demo):
+    from tests.factories import tiny_sd1_state_dict, write_checkpoint
+
+    mine = write_checkpoint(tiny_sd1_state_dict(seed=5), tmp_path / "mine.safetensors")
+    library = _library(tmp_path, demo, mine)
+    w = _window(qtbot, tmp_path, Services(library_factory=lambda: library))
+    qtbot.wait_until(lambda: w.library_state.scanned, timeout=SLOW)
+    for path, hint in ((demo, DEMO_PROMPT_HINT), (mine, PROMPT_HINT)):
+        with qtbot.wait_signal(w.controller.model_loaded, timeout=SLOW):
+            w.load_model(str(path))
+        assert w.controls.prompt.placeholderText() == hint
     w.close()
 
 
