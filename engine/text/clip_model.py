@@ -49,11 +49,22 @@ Activation = Callable[[torch.Tensor], torch.Tensor]
 ACTIVATIONS: dict[str, Activation] = {"quick_gelu": quick_gelu, "gelu": F.gelu}
 
 
+def _embedding(count: int, width: int) -> nn.Embedding:
+    """nn.Embedding, without its random init on the meta device: there ``normal_`` goes through
+    torch's Python reference implementation, whose first use imports torch._dynamo — 1.9 s of
+    every model load, for weights the checkpoint replaces anyway. Elsewhere: nn.Embedding's own
+    init, N(0, 1)."""
+    weight = torch.empty(count, width)  # the device of the surrounding torch.device context
+    if weight.device.type != "meta":
+        nn.init.normal_(weight)
+    return nn.Embedding(count, width, _weight=weight)
+
+
 class ClipEmbeddings(nn.Module):
     def __init__(self, c: ClipTextConfig) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(c.vocab_size, c.hidden_size)
-        self.position_embedding = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_embedding = _embedding(c.vocab_size, c.hidden_size)
+        self.position_embedding = _embedding(c.max_position_embeddings, c.hidden_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(ids.shape[1], device=ids.device)  # (T,)
