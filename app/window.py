@@ -444,6 +444,7 @@ class MainWindow(QMainWindow):
     def _remember_model(self, path: str) -> None:
         builtin = is_builtin(self.library_state.entries, path)
         self.controls.prompt.setPlaceholderText(DEMO_PROMPT_HINT if builtin else PROMPT_HINT)
+        self.controls.prompt.viewport().update()  # Qt 6.12 repaints it only on focus otherwise
         if builtin:
             self.statusBar().showMessage(DEMO_NOTE, 30000)
             return  # not "the last model": one installed later must be the next default
