@@ -381,27 +381,24 @@ PROBE_PROMPTS = [  # (prompt, colour, shape, background)
 
 @torch.no_grad()
 def probe(model: Conditioned, vae: AutoencoderKL, seeds: int = 2) -> str:
-    """Training-time check (not the tests): deterministic DDIM, 20 steps, guidance 7, on a few
-    captions; how many pictures show the named colour, shape and background (engine.demo.judge)."""
+    """Training-time check (not the tests): the engine's own DDIM, 20 steps, guidance 7, on a
+    few captions; how many pictures show the named colour, shape and background (judged by
+    engine.demo.judge)."""
     from engine.demo import judge
+    from engine.sampling.conditioning import Conditioning
+    from engine.sampling.denoiser import CFGDenoiser, UNetDenoiser
+    from engine.sampling.ldm_samplers import sample_ddim
+    from engine.sampling.schedules import sigmas_normal
 
     captions = Captions(np.random.default_rng(0), dropout=0.0)
     rows = [captions.row(p) for p, *_ in PROBE_PROMPTS] * seeds
-    cond = model.text(torch.tensor(rows))  # (N, 77, D)
-    uncond = model.text(torch.tensor([captions.row("")] * len(rows)))
-    gen = torch.Generator().manual_seed(1234)
-    x = torch.randn((len(rows), 4, LATENT, LATENT), generator=gen)
+    cond = Conditioning(model.text(torch.tensor(rows)))  # context (N, 77, D)
+    uncond = Conditioning(model.text(torch.tensor([captions.row("")] * len(rows))))
     alphas = SD1.alphas_cumprod().float()
-    steps = torch.linspace(999, 0, 20).round().long().tolist()
-    for i, t in enumerate(steps):
-        a = alphas[t]
-        a_prev = alphas[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0)
-        timestep = torch.full((2 * len(x),), t)
-        both = model.unet(torch.cat([x, x]), timestep, torch.cat([cond, uncond]))
-        eps_c, eps_u = both.chunk(2)
-        eps = eps_u + 7.0 * (eps_c - eps_u)
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    sigmas = sigmas_normal(20, alphas)  # (21,)
+    denoiser = CFGDenoiser(UNetDenoiser(model.unet, alphas), cond, uncond, 7.0, sigmas.tolist())
+    noise = torch.randn((len(rows), 4, LATENT, LATENT), generator=torch.Generator().manual_seed(1))
+    x = sample_ddim(denoiser, noise * sigmas[0], sigmas)  # (N, 4, 8, 8) in sigma space
     pictures = ((vae.decode(x / SD1.latent_scale).clamp(-1, 1) + 1) * 127.5).round()
     pictures_np = pictures.permute(0, 2, 3, 1).to(torch.uint8).numpy()  # (N, 64, 64, 3)
     right = {"colour": 0, "shape": 0, "background": 0}
