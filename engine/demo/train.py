@@ -45,6 +45,13 @@ Choices, and why:
   per-channel affine map into ``quant_conv`` and ``post_quant_conv`` (both 1x1
   convolutions), so SD1's latent scale 0.18215 gives unit-variance latents and the engine
   needs no other scale.
+- **Then the decoder alone** (``post_quant_conv`` and the decoder; the encoder frozen, so the
+  latents stay as they were), 600 steps on whole pictures whose latents get Gaussian noise of
+  a level drawn per picture in [0, 0.45) (unit-variance latent units). A sampled latent is
+  never exactly an encoded picture, and a decoder that has only seen exact ones turned the
+  UNet's small errors into four-lobed circles and pinched squares. Polishing run 5's decoder
+  alone this way (its UNet unchanged) raised the shape words right from 81% to 83% (noise up
+  to 0.2), 89% (0.3) and 92% (0.45).
 - **UNet and text encoder jointly** on the frozen VAE's latents of a seeded pool of 8192
   pictures (pre-encoded; captions are drawn afresh at every step, positions named half the
   time), epsilon prediction with SD1's scaled-linear schedule, Min-SNR-5 loss weighting (the
@@ -118,6 +125,7 @@ class Budget:
     vae_lr: float = 1e-3  # 2e-3: mean colour error 18.6 against 9.1 after 1200 steps
     vae_batch: int = 16
     vae_full_steps: int = 600  # the last steps on whole pictures, after 32x32 crops
+    decoder_steps: int = 600  # the decoder made robust to imperfect latents, encoder frozen
     pool: int = 8192
     unet_steps: int = 5000
     unet_batch: int = 32
@@ -126,10 +134,21 @@ class Budget:
 
 
 QUICK = Budget(
-    vae_steps=40, vae_full_steps=10, pool=256, unet_steps=40, fit_samples=64, probe_every=20
+    vae_steps=40,
+    vae_full_steps=10,
+    decoder_steps=10,
+    pool=256,
+    unet_steps=40,
+    fit_samples=64,
+    probe_every=20,
 )
 OFFSET_NOISE = 0.1
 PREVIEW_WEIGHT = 0.5
+# The largest noise (in scaled-latent units, where latents have unit variance) the decoder
+# learns to see through; each picture draws its own level in [0, DECODER_NOISE). Measured by
+# polishing run 5's decoder alone (600 steps) and evaluating with its UNet: shape words right
+# 81% (no polish), 83% (0.2), 89% (0.3), 92% (0.45).
+DECODER_NOISE = 0.45
 
 
 def text_config():
@@ -175,6 +194,13 @@ def _vae_batch(rng: np.random.Generator, budget: Budget, full: bool) -> torch.Te
     return to_tensor(np.stack(crops))  # (B, 3, 32, 32)
 
 
+def _reconstruction_loss(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L1 + MSE (flat colours and crisp edges), shape pixels weighted 5x."""
+    err = recon - x
+    w = _foreground_weights(x)
+    return (w * (err.abs() + err.pow(2))).mean() / w.mean()
+
+
 def _foreground_weights(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W): 5 where a pixel differs from the picture's corner (its background), else
     1, so the few shape pixels are not outweighed by the flat background."""
@@ -197,11 +223,8 @@ def train_vae(budget: Budget, rng: np.random.Generator, start: float) -> Autoenc
         x = _vae_batch(rng, budget, full=step >= budget.vae_steps - budget.vae_full_steps)
         mean, logvar = vae.encode_moments(x)  # 2 x (B, 4, 8, 8)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-        recon = vae.decode(z)  # (B, 3, 64, 64)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
-        err = recon - x
-        w = _foreground_weights(x)
-        rec = (w * (err.abs() + err.pow(2))).mean() / w.mean()
+        rec = _reconstruction_loss(vae.decode(z), x)
         preview = F.mse_loss(readout(mean), F.avg_pool2d(x, 8))
         loss = rec + PREVIEW_WEIGHT * preview + 1e-6 * kl
         opt.zero_grad(set_to_none=True)
@@ -214,6 +237,34 @@ def train_vae(budget: Budget, rng: np.random.Generator, start: float) -> Autoenc
                 f"kl {kl.item():.1f}",
             )
     return vae.eval().requires_grad_(False)
+
+
+def robust_decoder(vae: AutoencoderKL, budget: Budget, rng: np.random.Generator, start: float):
+    """Fine-tune post_quant_conv and the decoder on latents with noise added, the encoder
+    frozen (so the latents, and the UNet trained on them, stay as they are). A sampled latent
+    is never exactly an encoded picture; a decoder that has only seen exact ones turns the
+    UNet's small errors into wobbly outlines (four-lobed circles, pinched squares). Needs the
+    standardised latents: the noise is in their unit-variance units."""
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    params = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
+    for param in params:
+        param.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
+    for step in range(budget.decoder_steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, budget.decoder_steps, 3e-4)
+        x = to_tensor(shapes.batch(rng, budget.vae_batch // 2, SIZE)[0])  # (B/2, 3, 64, 64)
+        with torch.no_grad():
+            z = vae.encode(x)  # (B/2, 4, 8, 8), unscaled
+            level = DECODER_NOISE * torch.rand((len(z), 1, 1, 1), generator=gen)
+            z += level / SD1.latent_scale * torch.randn(z.shape, generator=gen)
+        rec = _reconstruction_loss(vae.decode(z), x)
+        opt.zero_grad(set_to_none=True)
+        rec.backward()
+        opt.step()
+        if step % 50 == 0 or step == budget.decoder_steps - 1:
+            _log(start, f"decoder {step:4d} recon {rec.item():.4f}")
+    vae.requires_grad_(False)
 
 
 @torch.no_grad()
@@ -462,13 +513,15 @@ def train(out: Path, budget: Budget, seed: int, threads: int) -> None:
     start = time.perf_counter()
     vae = train_vae(budget, rng, start)
     standardise_latents(vae, to_tensor(shapes.batch(rng, 512, SIZE)[0]))
+    robust_decoder(vae, budget, rng, start)
     pool = encode_pool(vae, budget, rng)
     _log(start, f"pool of {len(pool.scenes)} latents, std {pool.latents.std().item():.3f}")
     model = train_unet(pool, budget, rng, start, vae)
     latent_rgb, bias = fit_latent_rgb(vae, pool, budget.fit_samples)
     seconds = time.perf_counter() - start
     summary = (
-        f"seed {seed}; VAE {budget.vae_steps} steps x {budget.vae_batch}; UNet+CLIP "
+        f"seed {seed}; VAE {budget.vae_steps} steps x {budget.vae_batch}, decoder "
+        f"{budget.decoder_steps} on noisy latents; UNet+CLIP "
         f"{budget.unet_steps} steps x {budget.unet_batch} on {budget.pool} pictures; "
         f"{seconds:.0f} s on {threads} CPU thread(s); torch {torch.__version__}"
     )

@@ -159,8 +159,7 @@ def test_with_a_model_installed_the_demo_is_listed_but_not_loaded(qtbot, tmp_pat
 def shipped(monkeypatch) -> Path:
     monkeypatch.delenv(DEMO_ENV, raising=False)  # the real resources/demo file
     found = shipped_models()
-    if not found:
-        pytest.skip("this checkout has no resources/demo/demo-shapes.safetensors yet")
+    assert found, "resources/demo/demo-shapes.safetensors is missing: it ships with the app"
     return found[0]
 
 

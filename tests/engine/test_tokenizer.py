@@ -120,7 +120,11 @@ def test_ids_match_transformers(tok, hf_tokenizer, text):
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"]), max_size=40))
+# Unassigned code points (Cn) are left out: transformers drops a character that Python's
+# unicodedata calls unassigned, while ``regex`` may carry a newer Unicode that assigns it (regex
+# 2026.11.19 reads U+A7F1 as a letter; Python 3.11's Unicode 14 has nothing there), so the
+# answer would depend on two packages' Unicode versions, not on our tokenizer.
+@given(st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs", "Cn"]), max_size=40))
 def test_random_text_matches_transformers(tok, hf_tokenizer, text):
     assert tok.encode(text) == hf_ids(hf_tokenizer, text)
 

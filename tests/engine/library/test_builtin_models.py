@@ -1,5 +1,5 @@
 """The built-in demo model in the library: listed with every scan, found by name, never hashed
-by a scan; and the shipped file itself, when this checkout has it."""
+by a scan; and the shipped file itself (a checkout without it fails)."""
 
 from __future__ import annotations
 
@@ -86,8 +86,7 @@ def test_the_variable_names_another_demo_file_or_none(monkeypatch, demo):
 def shipped(monkeypatch) -> Path:
     monkeypatch.delenv(DEMO_ENV, raising=False)
     found = shipped_models()
-    if not found:
-        pytest.skip(f"this checkout has no resources/{'/'.join(DEMO_FILE)} yet")
+    assert found, f"resources/{'/'.join(DEMO_FILE)} is missing: it ships with the app"
     return found[0]
 
 
