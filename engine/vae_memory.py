@@ -13,9 +13,11 @@ The estimates, measured on the full-size random SD1 VAE (ch 128) on the CPU in b
 ``tests/benchmarks/vae_tiling.py`` (peak RSS growth during one decode):
 
 - untiled: the convolutions hold several full-size activations of 128-256 channels at once (512²:
-  0.65 GB, about 9 bytes per pixel per unit of ``VAEConfig.ch`` per byte of element size), and
-  the mid-block's attention over all latent pixels makes a float32 score matrix of tokens²
-  (2048²: 65536 tokens, one 16 GiB allocation, which failed under a 12 GiB cap);
+  0.65 GB, about 9 bytes per pixel per unit of ``VAEConfig.ch`` per byte of element size; 2048²:
+  8.62 GB). The mid-block's attention over all latent pixels adds nothing on the CPU, where
+  torch's fused attention streams its scores (since ``AttnBlock`` hands it contiguous q/k/v;
+  before, 2048² asked for one 16 GiB block of float32 scores). On other devices (CUDA with the
+  VAE's one 512-wide head, MPS) it may still hold all tokens² scores, so they are counted there;
 - tiled: about three full-size 128-channel activations (2048²: 3.07 GB, 2.9 bytes per pixel
   per unit of ch per byte), the attention in chunks.
 """
@@ -51,15 +53,31 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 
 def vae_peak_bytes(
-    config: VAEConfig, batch: int, height: int, width: int, dtype: torch.dtype, tiled: bool
+    config: VAEConfig,
+    batch: int,
+    height: int,
+    width: int,
+    dtype: torch.dtype,
+    tiled: bool,
+    scores_held: bool = True,
 ) -> int:
-    """Estimated peak memory of one VAE pass over (batch, height, width) pixels."""
+    """Estimated peak memory of one VAE pass over (batch, height, width) pixels.
+    ``scores_held``: whether the untiled attention may hold all its scores at once (not on the
+    CPU: ``scores_held_on``)."""
     element = torch.empty((), dtype=dtype).element_size()
     if tiled:
         return int(TILED_FACTOR * config.ch * element * batch * height * width)
-    tokens = (height * width) // (2 ** (len(config.ch_mult) - 1)) ** 2  # latent pixels
     activations = UNTILED_FACTOR * config.ch * element * batch * height * width
+    if not scores_held:
+        return int(activations)
+    tokens = (height * width) // (2 ** (len(config.ch_mult) - 1)) ** 2  # latent pixels
     return int(activations + ATTENTION_SCORE_BYTES * batch * tokens**2)
+
+
+def scores_held_on(device: torch.device) -> bool:
+    """Whether torch's attention may hold all (query, key) scores of the untiled mid-block at
+    once on ``device``: not on the CPU, whose fused kernel streams them (measured)."""
+    return device.type != "cpu"
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -117,7 +135,8 @@ class VaeOutOfMemory(RuntimeError):
 
 
 def _plan(vae: AutoencoderKL, mode: str, batch: int, h: int, w: int, dtype, device):
-    untiled = vae_peak_bytes(vae.config, batch, h, w, dtype, tiled=False)
+    held = scores_held_on(device)
+    untiled = vae_peak_bytes(vae.config, batch, h, w, dtype, tiled=False, scores_held=held)
     tiled = decide_tiling(mode, untiled, available_memory(device) if mode == "auto" else None)
     return tiled, TilingFit(device, vae_peak_bytes(vae.config, batch, h, w, dtype, tiled=True))
 
