@@ -85,6 +85,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.demo import shapes
+from engine.demo.evaluate import object_prompt
 from engine.family import SD1
 from engine.models.unet import UNetConfig, UNetModel
 from engine.models.vae import AutoencoderKL, VAEConfig
@@ -256,7 +257,7 @@ def robust_decoder(
     for step in range(budget.decoder_steps):
         for group in opt.param_groups:
             group["lr"] = _lr(step, budget.decoder_steps, 3e-4)
-        x = to_tensor(shapes.batch(rng, budget.vae_batch // 2, SIZE)[0])  # (B/2, 3, 64, 64)
+        x = _vae_batch(rng, budget, full=True)  # (B/2, 3, 64, 64)
         with torch.no_grad():
             z = vae.encode(x)  # (B/2, 4, 8, 8), unscaled
             level = DECODER_NOISE * torch.rand((len(z), 1, 1, 1), generator=gen)
@@ -419,7 +420,7 @@ def train_unet(
 
 
 PROBE_PROMPTS = [  # (prompt, colour, shape, background)
-    (f"{shapes.article(c)} {c} {k} on {shapes.article(b)} {b} background", c, k, b)
+    (object_prompt(c, k, background=b), c, k, b)
     for c, k, b in [
         ("red", "circle", "white"),
         ("green", "square", "white"),
