@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.attention import CrossAttention
+from engine.models.conv import Conv2d
 
 
 class GEGLU(nn.Module):
@@ -58,11 +59,11 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         # CompVis builds this norm with eps 1e-6, unlike the ResBlocks' 1e-5.
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(channels, channels, kernel_size=1)
+        self.proj_in = Conv2d(channels, channels, kernel_size=1)
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(channels, heads, context_dim) for _ in range(depth)
         )
-        self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.proj_out = Conv2d(channels, channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

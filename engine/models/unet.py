@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.models.conv import Conv2d
 from engine.models.transformer import SpatialTransformer
 from engine.models.unet_blocks import Downsample, ResBlock, Upsample, timestep_embedding
 
@@ -71,7 +72,7 @@ class UNetModel(nn.Module):
         )
         self.output_blocks = self._build_output_blocks(skips)
         self.out = nn.Sequential(
-            nn.GroupNorm(32, mc), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1)
+            nn.GroupNorm(32, mc), nn.SiLU(), Conv2d(mc, config.out_channels, 3, padding=1)
         )
 
     def _transformer(self, channels: int) -> SpatialTransformer:
@@ -82,7 +83,7 @@ class UNetModel(nn.Module):
         """The encoder half; also returns the channel count of every skip connection it emits."""
         cfg = self.config
         mc = cfg.model_channels
-        blocks = nn.ModuleList([UNetBlock(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
+        blocks = nn.ModuleList([UNetBlock(Conv2d(cfg.in_channels, mc, 3, padding=1))])
         skips, ch = [mc], mc
         last = len(cfg.channel_mult) - 1
         for level, mult in enumerate(cfg.channel_mult):

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.models.conv import Conv2d
+
 
 def timestep_embedding(
     timesteps: torch.Tensor, dim: int, max_period: float = 10000.0
@@ -34,18 +36,18 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, emb_channels: int, out_channels: int) -> None:
         super().__init__()
         self.in_layers = nn.Sequential(
-            nn.GroupNorm(32, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+            nn.GroupNorm(32, channels), nn.SiLU(), Conv2d(channels, out_channels, 3, padding=1)
         )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
             nn.GroupNorm(32, out_channels),
             nn.SiLU(),
             nn.Dropout(0.0),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            Conv2d(out_channels, out_channels, 3, padding=1),
         )
         # Identity has no weights, which matches the files: the key exists only for a 1x1 conv.
         self.skip_connection: nn.Module = (
-            nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+            nn.Identity() if channels == out_channels else Conv2d(channels, out_channels, 1)
         )
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,7 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.op = Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)  # (B, C, ceil(H/2), ceil(W/2))
@@ -71,7 +73,7 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         # ``size`` lets odd-sized latents meet their skip connection again after downsampling.
