@@ -79,3 +79,71 @@ def test_txt2img_never_imports_transformers(tmp_path):
     assert len(list((tmp_path / "out").glob("*.png"))) == 1  # it really generated
     # torch and safetensors do the work; transformers (and diffusers) are never needed.
     assert imported == ["safetensors", "torch"]
+
+
+# The installed script's own process (main() with no argv): reports, when it ends, how many
+# objects the collector had frozen and whether it is running again.
+AS_SCRIPT = """
+import gc, json, sys
+import engine.cli as cli
+seen = {}
+def end(code):
+    seen.update(code=code, frozen=gc.get_freeze_count(), enabled=gc.isenabled())
+    print(json.dumps(seen))
+    sys.exit(code)
+cli._end_process = end
+sys.argv = ["latentdesk-cli", *json.loads(sys.argv[1])]
+cli.main()
+"""
+
+
+def test_a_cli_process_freezes_its_start_up_objects(tmp_path):
+    ckpt = write_checkpoint(tiny_sd1_state_dict(), tmp_path / "tiny.safetensors")
+    argv = ["txt2img", "--ckpt", str(ckpt), "--prompt", "a cat", "--H", "64", "--W", "64"]
+    argv += ["--steps", "1", "--outdir", str(tmp_path / "out"), "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", AS_SCRIPT, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    # torch's modules and the model: tens of thousands of objects no collection walks again.
+    assert seen == {"code": 0, "frozen": seen["frozen"], "enabled": True}
+    assert seen["frozen"] > 20_000
+
+
+def test_main_called_in_process_freezes_nothing(tmp_path):
+    import gc
+
+    from engine.cli import main
+
+    ckpt = write_checkpoint(tiny_sd1_state_dict(), tmp_path / "tiny.safetensors")
+    argv = ["txt2img", "--ckpt", str(ckpt), "--prompt", "a cat", "--H", "64", "--W", "64"]
+    argv += ["--steps", "1", "--outdir", str(tmp_path / "out"), "--json"]
+    before = gc.get_freeze_count()
+    assert main(argv) == 0
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
+
+def test_collector_paused_restores_it_after_an_error():
+    import gc
+
+    from engine.cli import collector_paused
+
+    before = gc.get_freeze_count()
+    try:
+        try:
+            with collector_paused():
+                assert not gc.isenabled()
+                raise ValueError("a load that failed")
+        except ValueError:
+            pass
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # this test process lives on

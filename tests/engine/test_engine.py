@@ -266,6 +266,22 @@ def test_generate_without_model():
         Engine(device="cpu").generate(_req())
 
 
+def test_only_a_model_that_was_loaded_is_collected(ckpt, monkeypatch):
+    # A full collection costs ~0.13 s once torch is imported: the first load skips it.
+    import engine.session as session
+
+    collections = []
+    monkeypatch.setattr(session.gc, "collect", lambda: collections.append(1))
+    eng = Engine(device="cpu", precision="full")
+    eng.load_model(ckpt)
+    assert collections == []
+    eng.load_model(ckpt)  # replaces a model: the old one's memory goes back
+    assert collections == [1]
+    eng.unload()
+    eng.unload()
+    assert collections == [1, 1]
+
+
 def test_failed_load_keeps_the_previous_model(engine, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 100)
