@@ -36,10 +36,11 @@ print(json.dumps(report))
 """
 
 
-def probe(*argvs: list[str]) -> list[tuple[int, list[str]]]:
+def in_fresh_interpreter(code: str, *args: str):
+    """Runs ``code`` in a new Python with ``args``; its last line of output, read as JSON."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(HEAVY), json.dumps(argvs)],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -47,7 +48,12 @@ def probe(*argvs: list[str]) -> list[tuple[int, list[str]]]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    return [tuple(row) for row in json.loads(proc.stdout.splitlines()[-1])]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def probe(*argvs: list[str]) -> list[tuple[int, list[str]]]:
+    report = in_fresh_interpreter(PROBE, json.dumps(HEAVY), json.dumps(argvs))
+    return [tuple(row) for row in report]
 
 
 def test_argument_errors_and_help_stop_before_torch(tmp_path):
@@ -101,17 +107,7 @@ def test_a_cli_process_freezes_its_start_up_objects(tmp_path):
     ckpt = write_checkpoint(tiny_sd1_state_dict(), tmp_path / "tiny.safetensors")
     argv = ["txt2img", "--ckpt", str(ckpt), "--prompt", "a cat", "--H", "64", "--W", "64"]
     argv += ["--steps", "1", "--outdir", str(tmp_path / "out"), "--json"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", AS_SCRIPT, json.dumps(argv)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    seen = json.loads(proc.stdout.splitlines()[-1])
+    seen = in_fresh_interpreter(AS_SCRIPT, json.dumps(argv))
     # torch's modules and the model: tens of thousands of objects no collection walks again.
     assert seen == {"code": 0, "frozen": seen["frozen"], "enabled": True}
     assert seen["frozen"] > 20_000
