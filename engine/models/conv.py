@@ -8,8 +8,8 @@ multiplying once is not. Measured on a 2-core AMD EPYC, bfloat16, batch 2: 2560 
 UNet has there (0.55-0.88 of the time at batch 1-8; narrower ones, which SD1 has only higher
 up, lose up to 16%). At 16x16 the two are level but for the widest inputs (2560 and 1920
 channels: 0.69-0.85), at 32x32 and above the convolution wins (the product takes 1.07-1.6x),
-so the line is drawn at 8x8. A whole guided SD1.5 step: 256² 1.36 -> 1.23 s
-(float32 3.10 -> 2.62 s), 512² 6.08 -> 5.92 s.
+so the line is drawn at 8x8. A whole guided SD1.5 step (tests/benchmarks/small_convs.py):
+256² 1.385 -> 1.207 s (float32 3.410 -> 2.574 s), 512² 5.914 -> 5.883 s.
 The result is the same sum in another order (float32: within 6e-6 on a whole UNet step).
 """
 
