@@ -87,12 +87,19 @@ def test_txt2img_never_imports_transformers(tmp_path):
     assert imported == ["safetensors", "torch"]
 
 
-# The installed script's own process (main() with no argv): reports, when it ends, how many
-# objects the collector had frozen and whether it is running again.
+# The installed script's own process (main() with no argv): reports whether the collector ran
+# during the model load, and, when it ends, how many objects it had frozen and whether it is
+# running again.
 AS_SCRIPT = """
 import gc, json, sys
 import engine.cli as cli
+import engine.session as session
 seen = {}
+load = session.Engine.load_model
+def watched_load(self, *args, **kwargs):
+    seen["collecting_while_loading"] = gc.isenabled()
+    return load(self, *args, **kwargs)
+session.Engine.load_model = watched_load
 def end(code):
     seen.update(code=code, frozen=gc.get_freeze_count(), enabled=gc.isenabled())
     print(json.dumps(seen))
@@ -109,7 +116,12 @@ def test_a_cli_process_freezes_its_start_up_objects(tmp_path):
     argv += ["--steps", "1", "--outdir", str(tmp_path / "out"), "--json"]
     seen = in_fresh_interpreter(AS_SCRIPT, json.dumps(argv))
     # torch's modules and the model: tens of thousands of objects no collection walks again.
-    assert seen == {"code": 0, "frozen": seen["frozen"], "enabled": True}
+    assert seen == {
+        "collecting_while_loading": False,
+        "code": 0,
+        "frozen": seen["frozen"],
+        "enabled": True,
+    }
     assert seen["frozen"] > 20_000
 
 
