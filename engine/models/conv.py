@@ -3,14 +3,12 @@
 At 8x8 latent pixels or fewer (a 256² picture's two lowest levels, a 512² picture's lowest) a
 3x3 convolution has few outputs and a large weight (2560 -> 1280 channels: 59 MB in bfloat16).
 oneDNN's direct convolution is slow there; gathering the nine shifted inputs (im2col) and
-multiplying once is not. Measured on a 2-core AMD EPYC, bfloat16, batch 2: 2560 -> 1280 at 4x4
-25.5 ms as a convolution, 6.7 ms as a product. At 8x8 it wins for the 1280-output layers
-SD1's UNet has there (0.55-0.88 of the time at batch 1-8); narrow layers lose there (320 and
-640 channels up to 16%, 64 up to 2x), which only the built-in demo's small UNet has at 8x8:
-its guided step went 14.4 -> 15.2 ms in bfloat16 (13.7 -> 12.1 ms in float32), under 20 ms a
-picture, so the rule stays one line. At 16x16 the two are level but for the widest inputs
-(2560 and 1920 channels: 0.69-0.85), at 32x32 and above the convolution wins (the product
-takes 1.07-1.6x), so the line is drawn at 8x8. A whole guided SD1.5 step
+multiplying once is not. Measured on a 2-core AMD EPYC, 8x8, best of 7, three repeats: SD1's
+layers there (1280 outputs) take 0.36-0.81 of the convolution's time at batch 1-2 in bfloat16
+(float32 0.46-0.69), about the same at batch 8 (0.93-1.04); only 64-channel layers, which only
+the built-in demo's small UNet has, lose (1.29-1.45x; its guided step 14.4 -> 15.2 ms in
+bfloat16, 13.7 -> 12.1 ms in float32: not worth a second rule). From 32x32 up the convolution
+wins (the product takes 1.07-1.6x), so the line is drawn at 8x8. A whole guided SD1.5 step
 (tests/benchmarks/small_convs.py): 256² 1.385 -> 1.207 s (float32 3.410 -> 2.574 s), 512²
 5.914 -> 5.883 s. The result is the same sum in another order: in float32 the guided denoised
 x0 lies 1.9e-4 from the convolution path's, closer than that path lies to diffusers' (2.5e-4).

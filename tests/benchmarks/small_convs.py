@@ -25,27 +25,28 @@ from engine.models import conv
 from tests.benchmarks.bench import default_cpu_precision
 from tests.benchmarks.checkpoints import ensure_diffusers_folder, ensure_full_checkpoint
 from tests.benchmarks.startup import machine
-from tests.benchmarks.workloads import DTYPES, Steps, checkpoint_path, load_diffusers, timed
+from tests.benchmarks.workloads import DTYPES, Steps, checkpoint_path, load_diffusers
 
 RESULTS = Path(__file__).resolve().parent / "results" / "small_convs.json"
 
 
 def measure(steps: Steps, size: int, rounds: int) -> dict:
     small = conv.SMALL_PIXELS
-    ways = {
-        "engine": lambda: steps.engine(size),
-        "engine, all convolutions": lambda: steps.engine(size),
-        "diffusers": lambda: steps.diffusers(size),
+    ways = {  # name: (SMALL_PIXELS while it runs, the step)
+        "engine": (small, steps.engine),
+        "engine, all convolutions": (0, steps.engine),
+        "diffusers": (small, steps.diffusers),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
-    outputs = {}
+    outputs: dict[str, torch.Tensor] = {}
     try:
         for r in range(rounds + 1):  # round 0 warms every way up and is not counted
-            for name, step in ways.items():
-                conv.SMALL_PIXELS = 0 if name == "engine, all convolutions" else small
-                seconds = timed(lambda step=step, name=name: outputs.__setitem__(name, step()))
+            for name, (pixels, step) in ways.items():
+                conv.SMALL_PIXELS = pixels
+                start = time.perf_counter()
+                outputs[name] = step(size)
                 if r:
-                    times[name].append(seconds)
+                    times[name].append(time.perf_counter() - start)
     finally:
         conv.SMALL_PIXELS = small
     apart = (outputs["engine"] - outputs["engine, all convolutions"]).abs()
